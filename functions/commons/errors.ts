@@ -1,0 +1,53 @@
+/**
+ * Errors are the contract with the state machine: each class name is exactly what the worker sends with
+ * SendTaskFailure and what statemachines/scan-object.asl.json names in ErrorEquals. A test fails if the
+ * ASL names an error that is not exported here.
+ */
+
+/** The exact object version is gone (deleted, or replaced in an unversioned bucket). Ends as a no-op. */
+export class ObjectNotFoundError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+/** The pipeline may not read the object (bucket policy, KMS key policy). Retrying does not help. */
+export class AccessDeniedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'AccessDeniedError';
+  }
+}
+
+/** clamd could not be reached or answered ERROR, after the worker's own retries. Worth another worker's try. */
+export class ScannerUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ScannerUnavailableError';
+  }
+}
+
+/** A scan-jobs message that does not match the schema. Retrying the same message cannot help. */
+export class InvalidScanJobError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InvalidScanJobError';
+  }
+}
+
+/** A bad configuration value, named with the variable and what it accepts. Fails the process at start. */
+export class ConfigurationError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** Names the worker may send with SendTaskFailure. */
+export const TASK_FAILURE_ERRORS = [
+  ObjectNotFoundError,
+  AccessDeniedError,
+  ScannerUnavailableError,
+  InvalidScanJobError,
+] as const;

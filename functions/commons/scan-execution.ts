@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import type { ObjectIdentity } from './scan-job.js';
+import { planUserTags, type S3Tag } from './verdict.js';
+
+/**
+ * How the x-amz-copy-source value is written. S3 requires it URL-encoded (`url`, the default and what AWS
+ * Step Functions passes through untouched). The local engine (moto) calls S3 through botocore, which encodes
+ * the value itself, so the local runtime uses `raw` to avoid double encoding.
+ */
+export const COPY_SOURCE_ENCODINGS = ['url', 'raw'] as const;
+export type CopySourceEncoding = (typeof COPY_SOURCE_ENCODINGS)[number];
+
+export interface ScanTimingPolicy {
+  /** The worker must heartbeat at least this often or the attempt is abandoned and retried. */
+  readonly heartbeatSeconds: number;
+  /** Time for any object, however small: queueing, HeadObject, clamd setup. */
+  readonly baseTimeoutSeconds: number;
+  /** The slowest scan rate we still accept; bigger objects get proportionally longer. */
+  readonly minBytesPerSecond: number;
+  readonly maxTimeoutSeconds: number;
+}
+
+export const DEFAULT_SCAN_TIMING: ScanTimingPolicy = {
+  heartbeatSeconds: 60,
+  baseTimeoutSeconds: 300,
+  minBytesPerSecond: 2 * 1024 * 1024,
+  maxTimeoutSeconds: 3 * 60 * 60,
+};
+
+/** The execution input of scan-object. The state machine adds `scan`, `failure` and updates `placement`. */
+export interface ScanExecutionInput {
+  readonly object: ObjectIdentity & {
+    readonly versionId: string;
+    /** The owner's tags without `scan-*`; TagVerdict writes these plus the verdict's four. */
+    readonly tags: S3Tag[];
+    readonly hasRoomForVerdictTags: boolean;
+    /** x-amz-copy-source for the exact version, used by PromoteObject and QuarantineObject. */
+    readonly copySource: string;
+  };
+  readonly limits: { readonly heartbeatSeconds: number; readonly timeoutSeconds: number };
+  /** Where the object is now. PromoteObject/QuarantineObject replace it when they move the object. */
+  readonly placement: { readonly area: 'staging' };
+  /** Set by a Catch; null until something fails so NotifyResult can always include it. */
+  readonly failure: null;
+}
+
+/** S3 returns no version id for unversioned buckets; "null" addresses that object's null version. */
+export const NULL_VERSION_ID = 'null';
+
+export function scanTimeoutSeconds(size: number | undefined, policy: ScanTimingPolicy): number {
+  const forSize = Math.ceil((size ?? 0) / policy.minBytesPerSecond);
+  return Math.min(policy.baseTimeoutSeconds + forSize, policy.maxTimeoutSeconds);
+}
+
+export function copySourceFor(
+  object: { bucket: string; key: string; versionId: string },
+  encoding: CopySourceEncoding,
+): string {
+  const key = encoding === 'url' ? object.key.split('/').map(encodeURIComponent).join('/') : object.key;
+  return `${object.bucket}/${key}?versionId=${encodeURIComponent(object.versionId)}`;
+}
+
+export function buildScanExecutionInput(
+  identity: ObjectIdentity,
+  existingTags: readonly S3Tag[],
+  options: { timing: ScanTimingPolicy; copySourceEncoding: CopySourceEncoding },
+): ScanExecutionInput {
+  const versionId = identity.versionId ?? NULL_VERSION_ID;
+  const { userTags, hasRoomForVerdictTags } = planUserTags(existingTags);
+  return {
+    object: {
+      ...identity,
+      versionId,
+      tags: userTags,
+      hasRoomForVerdictTags,
+      copySource: copySourceFor({ ...identity, versionId }, options.copySourceEncoding),
+    },
+    limits: {
+      heartbeatSeconds: options.timing.heartbeatSeconds,
+      timeoutSeconds: scanTimeoutSeconds(identity.size, options.timing),
+    },
+    placement: { area: 'staging' },
+    failure: null,
+  };
+}
+
+const EXECUTION_NAME_MAX = 80;
+const HASH_CHARS = 32;
+
+/**
+ * A deterministic execution name for one object version, so a duplicate S3 event finds
+ * ExecutionAlreadyExists instead of scanning twice. A readable slug of the key's last segment helps an
+ * operator find the execution in the console; the hash of the full identity makes it unique.
+ * Only `[A-Za-z0-9_-]`: legal for executions and safe for CloudWatch Logs.
+ */
+export function executionNameFor(identity: Pick<ObjectIdentity, 'bucket' | 'key' | 'versionId' | 'etag'>): string {
+  const hash = createHash('sha256')
+    .update([identity.bucket, identity.key, identity.versionId ?? '', identity.etag].join('\u0000'))
+    .digest('hex')
+    .slice(0, HASH_CHARS);
+  const lastSegment = identity.key.split('/').filter(Boolean).pop() ?? '';
+  const slug = lastSegment
+    .normalize('NFKD')
+    .replace(/[^A-Za-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, EXECUTION_NAME_MAX - HASH_CHARS - 1);
+  return slug ? `${slug}-${hash}` : hash;
+}
