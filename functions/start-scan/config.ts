@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { ConfigurationError } from '../commons/errors.js';
+import { COPY_SOURCE_ENCODINGS, type CopySourceEncoding, DEFAULT_SCAN_TIMING, type ScanTimingPolicy } from '../commons/scan-execution.js';
+
+export interface StartScanConfig {
+  readonly stateMachineArn: string;
+  /** Destination and quarantine: objects the pipeline itself wrote there are never scanned again. */
+  readonly pipelineBuckets: ReadonlySet<string>;
+  readonly excludedKeyPrefixes: readonly string[];
+  readonly excludedKeySuffixes: readonly string[];
+  readonly timing: ScanTimingPolicy;
+  readonly copySourceEncoding: CopySourceEncoding;
+}
+
+const list = z
+  .string()
+  .optional()
+  .transform((value) =>
+    (value ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
+const positiveInt = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === '') return fallback;
+      const parsed = Number(value);
+      if (!Number.isInteger(parsed) || parsed <= 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number > 0, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const environmentSchema = z.object({
+  STATE_MACHINE_ARN: z.string({ error: 'required: the scan-object state machine ARN' }).startsWith('arn:', {
+    error: 'expected an ARN (arn:…)',
+  }),
+  PIPELINE_BUCKETS: list,
+  EXCLUDED_KEY_PREFIXES: list,
+  EXCLUDED_KEY_SUFFIXES: list,
+  SCAN_HEARTBEAT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.heartbeatSeconds),
+  SCAN_BASE_TIMEOUT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.baseTimeoutSeconds),
+  SCAN_MIN_BYTES_PER_SECOND: positiveInt(DEFAULT_SCAN_TIMING.minBytesPerSecond),
+  SCAN_MAX_TIMEOUT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.maxTimeoutSeconds),
+  COPY_SOURCE_ENCODING: z
+    .enum(COPY_SOURCE_ENCODINGS, { error: `expected one of: ${COPY_SOURCE_ENCODINGS.join(', ')}` })
+    .optional()
+    .default('url'),
+});
+
+/** Reads and validates start-scan's environment; every bad variable is named in one error. */
+export function loadStartScanConfig(env: NodeJS.ProcessEnv): StartScanConfig {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigurationError(`start-scan configuration is invalid:\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  if (e.SCAN_HEARTBEAT_SECONDS >= e.SCAN_BASE_TIMEOUT_SECONDS) {
+    throw new ConfigurationError(
+      'start-scan configuration is invalid:\n  SCAN_HEARTBEAT_SECONDS: must be less than SCAN_BASE_TIMEOUT_SECONDS',
+    );
+  }
+  return {
+    stateMachineArn: e.STATE_MACHINE_ARN,
+    pipelineBuckets: new Set(e.PIPELINE_BUCKETS),
+    excludedKeyPrefixes: e.EXCLUDED_KEY_PREFIXES,
+    excludedKeySuffixes: e.EXCLUDED_KEY_SUFFIXES,
+    timing: {
+      heartbeatSeconds: e.SCAN_HEARTBEAT_SECONDS,
+      baseTimeoutSeconds: e.SCAN_BASE_TIMEOUT_SECONDS,
+      minBytesPerSecond: e.SCAN_MIN_BYTES_PER_SECOND,
+      maxTimeoutSeconds: e.SCAN_MAX_TIMEOUT_SECONDS,
+    },
+    copySourceEncoding: e.COPY_SOURCE_ENCODING,
+  };
+}
+
+/** Why an object is not scanned, or undefined when it must be. */
+export function exclusionReason(
+  object: { bucket: string; key: string },
+  config: Pick<StartScanConfig, 'pipelineBuckets' | 'excludedKeyPrefixes' | 'excludedKeySuffixes'>,
+): string | undefined {
+  if (config.pipelineBuckets.has(object.bucket)) return `bucket ${object.bucket} is written by the pipeline`;
+  const prefix = config.excludedKeyPrefixes.find((p) => object.key.startsWith(p));
+  if (prefix !== undefined) return `key prefix ${prefix} is excluded`;
+  const suffix = config.excludedKeySuffixes.find((s) => object.key.endsWith(s));
+  if (suffix !== undefined) return `key suffix ${suffix} is excluded`;
+  return undefined;
+}

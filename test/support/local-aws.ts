@@ -1,0 +1,125 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+  ListExecutionsCommand,
+} from '@aws-sdk/client-sfn';
+import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
+import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
+import { type LocalClients, type LocalLayout, provisionLocalPipeline } from '../../local/runtime/provision.js';
+import { waitFor } from '../../local/runtime/processes.js';
+
+export const REGION = 'us-east-1';
+
+/** moto accepts any credentials; the SDK insists on having some. */
+export function useLocalCredentials(): void {
+  process.env.AWS_ACCESS_KEY_ID ??= 'test';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+  process.env.AWS_REGION ??= REGION;
+}
+
+export function localClients(endpoint: string): LocalClients {
+  const options = { endpoint, region: REGION };
+  return {
+    s3: createS3Client({ ...options, forcePathStyle: true }),
+    sqs: createSqsClient(options),
+    sns: createSnsClient(options),
+    sfn: createSfnClient(options),
+    events: new EventBridgeClient(options),
+  };
+}
+
+export interface LocalPipeline {
+  readonly moto: MotoServer;
+  readonly clients: LocalClients;
+  readonly layout: LocalLayout;
+  readonly logDir: string;
+  stop(): Promise<void>;
+}
+
+let prefixCounter = 0;
+
+/** A fresh moto with the production layout provisioned, for one test file. */
+export async function startLocalPipeline(options: { scanJobsVisibilitySeconds?: number } = {}): Promise<LocalPipeline> {
+  useLocalCredentials();
+  const logDir = mkdtempSync(join(tmpdir(), 'scanflow-test-'));
+  const moto = await startMoto({ logDir });
+  const clients = localClients(moto.endpoint);
+  prefixCounter += 1;
+  const layout = await provisionLocalPipeline(clients, {
+    endpoint: moto.endpoint,
+    region: REGION,
+    prefix: `sf${process.pid}-${prefixCounter}`,
+    ...options,
+  });
+  return { moto, clients, layout, logDir, stop: () => moto.stop() };
+}
+
+export interface SnsEnvelope {
+  readonly Message: string;
+  readonly MessageAttributes?: Record<string, { Type: string; Value: string }>;
+}
+
+/** Drains the results queue, returning the SNS notifications it held (and deleting them). */
+export async function receiveAll(sqs: SQSClient, queueUrl: string, waitTimeSeconds = 0): Promise<SnsEnvelope[]> {
+  const out: SnsEnvelope[] = [];
+  for (;;) {
+    const received = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitTimeSeconds }),
+    );
+    const messages = received.Messages ?? [];
+    if (messages.length === 0) return out;
+    for (const message of messages) {
+      out.push(JSON.parse(message.Body ?? '{}') as SnsEnvelope);
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+    }
+  }
+}
+
+export async function waitForExecutionEnd(
+  clients: LocalClients,
+  executionArn: string,
+  timeoutMs = 60_000,
+): Promise<DescribeExecutionCommandOutput> {
+  let last: DescribeExecutionCommandOutput | undefined;
+  await waitFor(
+    `execution ${executionArn} to end`,
+    async () => {
+      last = await clients.sfn.send(new DescribeExecutionCommand({ executionArn }));
+      return last.status !== 'RUNNING';
+    },
+    timeoutMs,
+    200,
+  );
+  if (!last) throw new Error('unreachable');
+  return last;
+}
+
+export async function executionHistory(clients: LocalClients, executionArn: string): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await clients.sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken, maxResults: 1000 }));
+    events.push(...(page.events ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return events;
+}
+
+/** The states an execution entered, in order: what an operator sees in the console, and what is billed. */
+export function statePath(history: readonly HistoryEvent[]): string[] {
+  return history
+    .filter((event) => event.type?.endsWith('StateEntered'))
+    .map((event) => event.stateEnteredEventDetails?.name ?? '?');
+}
+
+export async function listExecutionArns(clients: LocalClients, stateMachineArn: string): Promise<string[]> {
+  const listed = await clients.sfn.send(new ListExecutionsCommand({ stateMachineArn, maxResults: 1000 }));
+  return (listed.executions ?? []).map((execution) => execution.executionArn ?? '');
+}

@@ -1,0 +1,51 @@
+import { type SFNClient, SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
+import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { type ScanJob, type ScanResult, scanJobSchema } from '../../functions/commons/scan-job.js';
+import { type Verdict, reasonOf, signatureOf, verdictTags } from '../../functions/commons/verdict.js';
+
+/**
+ * Stands in for the scanner in state machine tests: it takes a real job off the real scan-jobs queue and
+ * completes the real task token the way a test needs (a verdict, a named failure, or silence). The ASL's
+ * paths are under test here; the real worker is tested in test/worker and driven end to end in test/e2e.
+ */
+export async function takeScanJob(sqs: SQSClient, queueUrl: string, timeoutMs = 30_000): Promise<ScanJob> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const received = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1 }),
+    );
+    const message = received.Messages?.[0];
+    if (message) {
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+      return scanJobSchema.parse(JSON.parse(message.Body ?? '{}'));
+    }
+  }
+  throw new Error(`no scan job arrived on ${queueUrl} within ${timeoutMs} ms`);
+}
+
+export function scanResultFor(verdict: Verdict, bytesScanned = 0): ScanResult {
+  const scannedAt = new Date().toISOString();
+  const reason = reasonOf(verdict);
+  const signature = signatureOf(verdict);
+  return {
+    verdict: verdict.verdict,
+    ...(reason ? { reason } : {}),
+    ...(signature ? { signature } : {}),
+    engine: 'ClamAV 1.4.6',
+    databaseVersion: 'scripted',
+    bytesScanned,
+    scanMs: 1,
+    scannedAt,
+    tags: verdictTags(verdict, scannedAt),
+  };
+}
+
+export async function completeWithVerdict(sfn: SFNClient, job: ScanJob, verdict: Verdict): Promise<void> {
+  await sfn.send(
+    new SendTaskSuccessCommand({ taskToken: job.taskToken, output: JSON.stringify(scanResultFor(verdict, job.object.size)) }),
+  );
+}
+
+export async function failWith(sfn: SFNClient, job: ScanJob, error: string, cause = 'scripted failure'): Promise<void> {
+  await sfn.send(new SendTaskFailureCommand({ taskToken: job.taskToken, error, cause }));
+}
