@@ -1,67 +1,399 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { GetObjectTaggingCommand, HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
-import { type ScanExecutionInput, buildScanExecutionInput, executionNameFor } from '../../functions/commons/scan-execution.js';
-import type { ObjectIdentity } from '../../functions/commons/scan-job.js';
-import { StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { pinObject } from '../../functions/start-scan/start-scan.js';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import type { StartScanConfig } from '../../functions/start-scan/config.js';
+import { parseScanRequest } from '../../functions/start-scan/object-events.js';
+import { startScan } from '../../functions/start-scan/start-scan.js';
+import type { ScanJob } from '../../functions/commons/scan-job.js';
+import type { S3Tag } from '../../functions/commons/verdict.js';
+import { ReceiveMessageCommand, DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import {
   type LocalPipeline,
   executionHistory,
+  listExecutionArns,
   receiveAll,
   startLocalPipeline,
   statePath,
   waitForExecutionEnd,
 } from '../support/local-aws.js';
-import { completeWithVerdict, takeScanJob } from '../support/scripted-worker.js';
+import { completeWithVerdict, failWith, takeScanJob } from '../support/scripted-worker.js';
+import { waitFor } from '../../local/runtime/processes.js';
+
+/** Step Functions Standard bills per transition; the design promises at most six on every path. */
+const MAX_TRANSITIONS = 6;
 
 let pipeline: LocalPipeline;
+let config: StartScanConfig;
+let staging: string;
+let destination: string;
+let quarantine: string;
 
 beforeAll(async () => {
   pipeline = await startLocalPipeline();
+  ({ staging, destination, quarantine } = pipeline.layout.buckets);
+  config = {
+    stateMachineArn: pipeline.layout.stateMachineArn,
+    pipelineBuckets: new Set([pipeline.layout.buckets.destination, pipeline.layout.buckets.quarantine]),
+    excludedKeyPrefixes: ['ignored/'],
+    excludedKeySuffixes: [],
+    // Short heartbeats so a lost worker is noticed within seconds in the heartbeat test.
+    timing: { heartbeatSeconds: 2, baseTimeoutSeconds: 60, minBytesPerSecond: 1_000_000, maxTimeoutSeconds: 120 },
+    copySourceEncoding: 'raw',
+  };
 }, 60_000);
 
 afterAll(async () => {
   await pipeline?.stop();
 });
 
-async function upload(key: string, body: string): Promise<ObjectIdentity> {
-  const { s3 } = pipeline.clients;
-  await s3.send(new PutObjectCommand({ Bucket: pipeline.layout.buckets.staging, Key: key, Body: body }));
-  const identity = await pinObject(s3, { bucket: pipeline.layout.buckets.staging, keyCandidates: [key] });
-  if (!identity) throw new Error('uploaded object not found');
-  return identity;
+function tagging(tags: readonly S3Tag[]): string {
+  return tags.map((t) => `${encodeURIComponent(t.Key)}=${encodeURIComponent(t.Value)}`).join('&');
 }
 
-async function start(identity: ObjectIdentity): Promise<string> {
-  const input: ScanExecutionInput = buildScanExecutionInput(identity, [], {
-    timing: { heartbeatSeconds: 2, baseTimeoutSeconds: 30, minBytesPerSecond: 1_000_000, maxTimeoutSeconds: 60 },
-    copySourceEncoding: 'raw',
-  });
-  const started = await pipeline.clients.sfn.send(
-    new StartExecutionCommand({
-      stateMachineArn: pipeline.layout.stateMachineArn,
-      name: executionNameFor(identity),
-      input: JSON.stringify(input),
+async function upload(key: string, body: string, tags: readonly S3Tag[] = []): Promise<void> {
+  await pipeline.clients.s3.send(
+    new PutObjectCommand({
+      Bucket: pipeline.layout.buckets.staging,
+      Key: key,
+      Body: body,
+      ...(tags.length ? { Tagging: tagging(tags) } : {}),
     }),
   );
-  return started.executionArn ?? '';
 }
 
-describe('scan-object on the local engine', () => {
-  it('promotes a Clean object to the destination bucket, tagged, and notifies', async () => {
-    const identity = await upload('clean/hello world+1%.txt', 'hello');
-    const executionArn = await start(identity);
-    const job = await takeScanJob(pipeline.clients.sqs, pipeline.layout.queues.scanJobs);
-    await completeWithVerdict(pipeline.clients.sfn, job, { verdict: 'Clean' });
-    const ended = await waitForExecutionEnd(pipeline.clients, executionArn);
-    const history = await executionHistory(pipeline.clients, executionArn);
-    console.log(ended.status, ended.output, statePath(history));
-    console.log(JSON.stringify(history.filter((e) => e.type?.includes('Failed')), null, 1));
-    const tags = await pipeline.clients.s3.send(
-      new GetObjectTaggingCommand({ Bucket: pipeline.layout.buckets.destination, Key: identity.key }),
-    );
-    console.log(tags.TagSet);
-    console.log(JSON.stringify(await receiveAll(pipeline.clients.sqs, pipeline.layout.queues.results, 1)));
-    expect(ended.status).toBe('SUCCEEDED');
+interface Started {
+  readonly executionArn: string;
+  readonly key: string;
+  readonly versionId: string;
+}
+
+/** Uploads, then starts the scan the way start-scan does for an event naming this key. */
+async function uploadAndStart(key: string, body = 'content', tags: readonly S3Tag[] = []): Promise<Started> {
+  await upload(key, body, tags);
+  const outcome = await startScan(
+    { bucket: pipeline.layout.buckets.staging, keyCandidates: [key] },
+    { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config },
+  );
+  if (outcome.outcome !== 'started') throw new Error(`expected a started execution, got ${outcome.outcome}`);
+  const accountAndMachine = pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:');
+  return {
+    executionArn: `${accountAndMachine}:${outcome.executionName}`,
+    key,
+    versionId: outcome.identity.versionId ?? 'null',
+  };
+}
+
+async function job(started: Started): Promise<ScanJob> {
+  return takeScanJob(pipeline.clients.sqs, pipeline.layout.queues.scanJobs, started.executionArn);
+}
+
+async function tagsOf(bucket: string, key: string, versionId?: string): Promise<S3Tag[]> {
+  const result = await pipeline.clients.s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+  return (result.TagSet ?? []).map((t) => ({ Key: t.Key ?? '', Value: t.Value ?? '' }));
+}
+
+function tagMap(tags: readonly S3Tag[]): Record<string, string> {
+  return Object.fromEntries(tags.map((t) => [t.Key, t.Value]));
+}
+
+async function exists(bucket: string, key: string, versionId?: string): Promise<boolean> {
+  try {
+    await pipeline.clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+    return true;
+  } catch (error) {
+    if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return false;
+    throw error;
+  }
+}
+
+interface ResultMessage {
+  readonly body: {
+    object: { bucket: string; key: string; versionId: string };
+    verdict: string;
+    scan: { verdict: string; reason?: string; signature?: string; scanVerdict?: string };
+    placement: { area: string; bucket?: string };
+    failure: { Error: string } | null;
+    executionArn: string;
+  };
+  readonly attributes: Record<string, string>;
+}
+
+/** The SNS notification for one execution, read from the queue subscribed to the results topic. */
+async function notificationFor(executionArn: string): Promise<ResultMessage> {
+  let found: ResultMessage | undefined;
+  const seen: ResultMessage[] = [];
+  await waitFor(
+    `the result notification of ${executionArn}`,
+    async () => {
+      for (const envelope of await receiveAll(pipeline.clients.sqs, pipeline.layout.queues.results, 1)) {
+        seen.push({
+          body: JSON.parse(envelope.Message) as ResultMessage['body'],
+          attributes: Object.fromEntries(
+            Object.entries(envelope.MessageAttributes ?? {}).map(([name, value]) => [name, value.Value]),
+          ),
+        });
+      }
+      found = seen.find((message) => message.body.executionArn === executionArn);
+      return found !== undefined;
+    },
+    15_000,
+  );
+  if (!found) throw new Error('unreachable');
+  return found;
+}
+
+async function finish(started: Started): Promise<{ status: string; path: string[] }> {
+  const ended = await waitForExecutionEnd(pipeline.clients, started.executionArn);
+  const path = statePath(await executionHistory(pipeline.clients, started.executionArn));
+  expect(path.length).toBeLessThanOrEqual(MAX_TRANSITIONS);
+  return { status: ended.status ?? '', path };
+}
+
+describe('scan-object, the production ASL on the local engine', () => {
+  it('promotes a Clean object to the destination with its tags and the verdict, and notifies', async () => {
+    const started = await uploadAndStart('clean/report.txt', 'hello', [{ Key: 'owner', Value: 'team-a' }]);
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'PromoteObject', 'RemoveFromStaging', 'NotifyResult']);
+    const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: started.key }));
+    expect(await promoted.Body?.transformToString()).toBe('hello');
+    expect(tagMap(await tagsOf(destination, started.key))).toMatchObject({
+      owner: 'team-a',
+      'scan-result': 'Clean',
+      'scan-reason': '',
+      'scan-signature': '',
+    });
+    expect(await exists(staging, started.key, started.versionId)).toBe(false);
+
+    const notification = await notificationFor(started.executionArn);
+    expect(notification.attributes).toEqual({ verdict: 'Clean', bucket: staging });
+    expect(notification.body).toMatchObject({
+      object: { bucket: staging, key: started.key, versionId: started.versionId },
+      verdict: 'Clean',
+      placement: { area: 'destination', bucket: destination },
+      failure: null,
+    });
   }, 60_000);
+
+  it('quarantines an Infected object with the signature, replacing a scan tag the uploader forged', async () => {
+    const started = await uploadAndStart('infected/eicar.com', 'X5O!P%@AP', [
+      { Key: 'scan-result', Value: 'Clean' },
+      { Key: 'project', Value: 'p1' },
+    ]);
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), {
+      verdict: 'Infected',
+      signature: 'Eicar-Signature',
+    });
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'QuarantineObject', 'RemoveFromStaging', 'NotifyResult']);
+    const tags = await tagsOf(quarantine, started.key);
+    expect(tags.filter((t) => t.Key === 'scan-result')).toEqual([{ Key: 'scan-result', Value: 'Infected' }]);
+    expect(tagMap(tags)).toMatchObject({ project: 'p1', 'scan-signature': 'Eicar-Signature' });
+    expect(await exists(staging, started.key, started.versionId)).toBe(false);
+    expect(await exists(destination, started.key)).toBe(false);
+
+    const notification = await notificationFor(started.executionArn);
+    expect(notification.attributes.verdict).toBe('Infected');
+    expect(notification.body.scan.signature).toBe('Eicar-Signature');
+    expect(notification.body.placement).toEqual({ area: 'quarantine', bucket: quarantine });
+  }, 60_000);
+
+  it('leaves an Unscannable object blocked in staging, tagged with the reason', async () => {
+    const started = await uploadAndStart('unscannable/secret.zip');
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Unscannable', reason: 'encrypted' });
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
+    expect(tagMap(await tagsOf(staging, started.key, started.versionId))).toMatchObject({
+      'scan-result': 'Unscannable',
+      'scan-reason': 'encrypted',
+    });
+    expect(await exists(destination, started.key)).toBe(false);
+    expect(await exists(quarantine, started.key)).toBe(false);
+    const notification = await notificationFor(started.executionArn);
+    expect(notification.body).toMatchObject({ verdict: 'Unscannable', placement: { area: 'staging' } });
+    expect(notification.body.scan.reason).toBe('encrypted');
+  }, 60_000);
+
+  it('tags Error with the failure name and notifies when the worker reports a failure', async () => {
+    const started = await uploadAndStart('error/denied.bin');
+    await failWith(pipeline.clients.sfn, await job(started), 'AccessDeniedError');
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'RecordScanError', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
+    const tags = tagMap(await tagsOf(staging, started.key, started.versionId));
+    expect(tags).toMatchObject({ 'scan-result': 'Error', 'scan-reason': 'AccessDeniedError', 'scan-signature': '' });
+    expect(tags['scan-time']).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const notification = await notificationFor(started.executionArn);
+    expect(notification.body).toMatchObject({ verdict: 'Error', failure: { Error: 'AccessDeniedError' } });
+    expect(notification.attributes.verdict).toBe('Error');
+  }, 60_000);
+
+  it('retries a scan when the scanner was unavailable, and takes the next attempt\'s verdict', async () => {
+    const started = await uploadAndStart('retry/flaky.txt');
+    await failWith(pipeline.clients.sfn, await job(started), 'ScannerUnavailableError');
+    // The retry sends a new job with a new task token.
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path[0]).toBe('ScanObject');
+    expect(path).toContain('PromoteObject');
+    expect(await exists(destination, started.key)).toBe(true);
+  }, 60_000);
+
+  it('retries when the worker stops heartbeating, then ends as Error', async () => {
+    const started = await uploadAndStart('heartbeat/lost.txt');
+    // Three attempts (the first and two retries) each put a job on the queue; nobody answers any of them.
+    for (let attempt = 0; attempt < 3; attempt++) await job(started);
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'RecordScanError', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
+    const tags = tagMap(await tagsOf(staging, started.key, started.versionId));
+    expect(tags['scan-result']).toBe('Error');
+    // AWS reports States.HeartbeatTimeout; the local engine reports it as States.Timeout (DESIGN.md).
+    expect(['States.HeartbeatTimeout', 'States.Timeout']).toContain(tags['scan-reason']);
+    const notification = await notificationFor(started.executionArn);
+    expect(notification.body.verdict).toBe('Error');
+  }, 90_000);
+
+  it('ends as a no-op when the object version is deleted during its scan', async () => {
+    const started = await uploadAndStart('gone/during-scan.txt');
+    const scanJob = await job(started);
+    await pipeline.clients.s3.send(new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }));
+    await failWith(pipeline.clients.sfn, scanJob, 'ObjectNotFoundError');
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'ObjectGone']);
+    expect(await exists(destination, started.key)).toBe(false);
+  }, 60_000);
+
+  it('ends as a no-op when the version is deleted after the scan but before tagging', async () => {
+    const started = await uploadAndStart('gone/after-scan.txt');
+    const scanJob = await job(started);
+    await pipeline.clients.s3.send(new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }));
+    await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'ClassifyTaggingFailure', 'ObjectGone']);
+    expect(await exists(destination, started.key)).toBe(false);
+  }, 60_000);
+
+  it('starts one execution for an event delivered three times, and none for a late redelivery', async () => {
+    const key = 'dup/once.txt';
+    await upload(key, 'same');
+    const announced = { bucket: staging, keyCandidates: [key] };
+    const deps = { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config };
+    // While the execution runs, StartExecution with the same name and input is idempotent (it succeeds).
+    const outcomes = [];
+    for (let i = 0; i < 3; i++) outcomes.push(await startScan(announced, deps));
+    const names = new Set(outcomes.map((o) => (o.outcome === 'started' || o.outcome === 'duplicate' ? o.executionName : '')));
+    expect(names.size).toBe(1);
+    const [name] = [...names];
+    const matching = (await listExecutionArns(pipeline.clients, pipeline.layout.stateMachineArn)).filter((arn) =>
+      arn.endsWith(`:${name}`),
+    );
+    expect(matching).toHaveLength(1);
+    const started = { executionArn: matching[0] ?? '', key, versionId: '' };
+    // Unscannable keeps the object in staging, so a late redelivery still finds the same version.
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Unscannable', reason: 'encrypted' });
+    await finish(started);
+
+    // After the execution ended the name stays taken: ExecutionAlreadyExists, reported as a duplicate.
+    const late = await startScan(announced, deps);
+    expect(late).toMatchObject({ outcome: 'duplicate', executionName: name });
+    const afterLate = (await listExecutionArns(pipeline.clients, pipeline.layout.stateMachineArn)).filter((arn) =>
+      arn.endsWith(`:${name}`),
+    );
+    expect(afterLate).toHaveLength(1);
+  }, 60_000);
+
+  it('ends as Error tag-limit, in staging with the owner\'s ten tags intact, when no tag is left for the verdict', async () => {
+    const tenTags = Array.from({ length: 10 }, (_, i) => ({ Key: `t${i}`, Value: `v${i}` }));
+    const started = await uploadAndStart('tags/full.txt', 'full', tenTags);
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
+
+    const { status, path } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'ClassifyTaggingFailure', 'RecordTagLimit', 'NotifyResult']);
+    expect(await exists(staging, started.key, started.versionId)).toBe(true);
+    expect(await exists(destination, started.key)).toBe(false);
+    expect(await tagsOf(staging, started.key, started.versionId)).toEqual(tenTags);
+    const notification = await notificationFor(started.executionArn);
+    expect(notification.body.verdict).toBe('Error');
+    expect(notification.body.scan).toMatchObject({ reason: 'tag-limit', scanVerdict: 'Clean' });
+    expect(notification.body.placement).toEqual({ area: 'staging' });
+  }, 60_000);
+
+  it.each([
+    'with spaces/quarterly report.pdf',
+    'plus+sign/a+b=c.txt',
+    'percent/100% sure %41.txt',
+    'unicode/naïve résumé — 履歴書.txt',
+  ])('carries the key %j from the S3 event to the destination unchanged', async (key) => {
+    await upload(key, `body of ${key}`);
+    // The real event path: S3 → EventBridge → scan-requests, parsed as start-scan parses it.
+    let announcedKeys: readonly string[] = [];
+    await waitFor(
+      `the scan request for ${key}`,
+      async () => {
+        const received = await pipeline.clients.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: pipeline.layout.queues.scanRequests, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+        );
+        for (const message of received.Messages ?? []) {
+          await pipeline.clients.sqs.send(
+            new DeleteMessageCommand({ QueueUrl: pipeline.layout.queues.scanRequests, ReceiptHandle: message.ReceiptHandle }),
+          );
+          const parsed = parseScanRequest(message.Body ?? '');
+          if (parsed.kind !== 'objects') continue;
+          const mine = parsed.objects.find((o) => o.keyCandidates.includes(key));
+          if (mine) announcedKeys = mine.keyCandidates;
+        }
+        return announcedKeys.length > 0;
+      },
+      15_000,
+    );
+    const outcome = await startScan(
+      { bucket: staging, keyCandidates: announcedKeys },
+      { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config },
+    );
+    if (outcome.outcome !== 'started') throw new Error(`expected started, got ${outcome.outcome}`);
+    expect(outcome.identity.key).toBe(key);
+    const started = {
+      executionArn: `${pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:')}:${outcome.executionName}`,
+      key,
+      versionId: outcome.identity.versionId ?? '',
+    };
+    const scanJob = await job(started);
+    expect(scanJob.object.key).toBe(key);
+    await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+    const { status } = await finish(started);
+    expect(status).toBe('SUCCEEDED');
+    const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: key }));
+    expect(await promoted.Body?.transformToString()).toBe(`body of ${key}`);
+  }, 60_000);
+
+  it('skips excluded keys without starting an execution', async () => {
+    await upload('ignored/file.txt', 'x');
+    const outcome = await startScan(
+      { bucket: staging, keyCandidates: ['ignored/file.txt'] },
+      { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config },
+    );
+    expect(outcome).toMatchObject({ outcome: 'skipped' });
+  });
 });

@@ -8,19 +8,25 @@ import { type Verdict, reasonOf, signatureOf, verdictTags } from '../../function
  * completes the real task token the way a test needs (a verdict, a named failure, or silence). The ASL's
  * paths are under test here; the real worker is tested in test/worker and driven end to end in test/e2e.
  */
-export async function takeScanJob(sqs: SQSClient, queueUrl: string, timeoutMs = 30_000): Promise<ScanJob> {
+export async function takeScanJob(
+  sqs: SQSClient,
+  queueUrl: string,
+  executionArn: string,
+  timeoutMs = 30_000,
+): Promise<ScanJob> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const received = await sqs.send(
       new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1 }),
     );
     const message = received.Messages?.[0];
-    if (message) {
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-      return scanJobSchema.parse(JSON.parse(message.Body ?? '{}'));
-    }
+    if (!message) continue;
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+    const job = scanJobSchema.parse(JSON.parse(message.Body ?? '{}'));
+    // Jobs of earlier tests' abandoned attempts may still be queued: only this execution's job counts.
+    if (job.executionArn === executionArn) return job;
   }
-  throw new Error(`no scan job arrived on ${queueUrl} within ${timeoutMs} ms`);
+  throw new Error(`no scan job for ${executionArn} arrived on ${queueUrl} within ${timeoutMs} ms`);
 }
 
 export function scanResultFor(verdict: Verdict, bytesScanned = 0): ScanResult {

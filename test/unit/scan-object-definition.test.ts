@@ -1,0 +1,81 @@
+import { describe, expect, it } from '@jest/globals';
+import aslValidator from 'asl-validator';
+import * as errors from '../../functions/commons/errors.js';
+import { verdictTags } from '../../functions/commons/verdict.js';
+import {
+  readScanObjectDefinitionTemplate,
+  renderDefinition,
+  renderScanObjectDefinition,
+  scanObjectSubstitutions,
+} from '../../statemachines/scan-object.js';
+
+const resources = {
+  scanJobsQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/scan-jobs',
+  destinationBucket: 'clean-bucket',
+  quarantineBucket: 'quarantine-bucket',
+  resultsTopicArn: 'arn:aws:sns:eu-west-1:123456789012:scan-results',
+};
+
+interface AslState {
+  Type: string;
+  Retry?: { ErrorEquals: string[] }[];
+  Catch?: { ErrorEquals: string[]; Next: string }[];
+  Parameters?: Record<string, unknown>;
+}
+interface AslDefinition {
+  States: Record<string, AslState>;
+}
+
+const definition = JSON.parse(renderScanObjectDefinition(resources)) as AslDefinition;
+
+describe('statemachines/scan-object.asl.json', () => {
+  it('is valid Amazon States Language once its placeholders are resolved', () => {
+    const { isValid, errorsText } = aslValidator(definition);
+    expect(errorsText('\n')).toBe('');
+    expect(isValid).toBe(true);
+  });
+
+  it('has a value for every placeholder and leaves no ${ behind', () => {
+    const rendered = renderScanObjectDefinition(resources);
+    expect(rendered).not.toContain('${');
+    const named = new Set([...readScanObjectDefinitionTemplate().matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]));
+    expect([...named].sort()).toEqual(Object.keys(scanObjectSubstitutions(resources)).sort());
+  });
+
+  it('refuses to render a definition with a placeholder it has no value for', () => {
+    expect(() => renderDefinition('{"a":"${Missing}"}', {})).toThrow(/Missing/);
+  });
+
+  it('names in ErrorEquals only States.* errors, AWS service errors, or errors the worker throws', () => {
+    const exported = new Set(
+      Object.values(errors)
+        .filter((value): value is new (message: string) => Error => typeof value === 'function')
+        .map((ErrorClass) => new ErrorClass('probe').name),
+    );
+    const named = Object.values(definition.States).flatMap((state) =>
+      [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((rule) => rule.ErrorEquals),
+    );
+    // `Service.Name` errors come from AWS (S3.…, s3.… on the local engine); everything else is ours.
+    const custom = named.filter((name) => !name.startsWith('States.') && !/^[A-Za-z0-9]+\.[A-Za-z]+$/.test(name));
+    expect(custom.length).toBeGreaterThan(0);
+    for (const name of custom) expect(exported).toContain(name);
+  });
+
+  it('writes the same four tag keys on the error path as verdictTags does for a worker verdict', () => {
+    const recordError = definition.States.RecordScanError?.Parameters as { tags: { Key: string }[] };
+    const keys = recordError.tags.map((tag) => tag.Key);
+    expect(keys).toEqual(verdictTags({ verdict: 'Error', reason: 'x' }, 'now').map((tag) => tag.Key));
+  });
+
+  it('only promotes an exact Clean and only quarantines Infected', () => {
+    const route = definition.States.RouteByVerdict as unknown as {
+      Choices: { StringEquals: string; Next: string }[];
+      Default: string;
+    };
+    expect(route.Choices.map((c) => [c.StringEquals, c.Next])).toEqual([
+      ['Infected', 'QuarantineObject'],
+      ['Clean', 'PromoteObject'],
+    ]);
+    expect(route.Default).toBe('NotifyResult');
+  });
+});
