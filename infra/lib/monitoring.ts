@@ -1,0 +1,191 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { VERDICT_NAMES, type VerdictName } from '../../functions/commons/verdict.js';
+
+/** The worker's metric names (scanner-image reports them; see DESIGN "Scanner worker"). */
+export const WORKER_METRICS = {
+  objectsScanned: 'ObjectsScanned',
+  bytesScanned: 'BytesScanned',
+  scanDuration: 'ScanDuration',
+} as const;
+
+export interface ScanMonitoringProps {
+  readonly pipelineName: string;
+  readonly metricsNamespace: string;
+  readonly scanRequests: sqs.IQueue;
+  readonly scanRequestsDlq: sqs.IQueue;
+  readonly scanJobs: sqs.IQueue;
+  readonly scanJobsDlq: sqs.IQueue;
+  readonly stateMachine: sfn.IStateMachine;
+  readonly startScan: lambda.IFunction;
+  readonly workerService: ecs.FargateService;
+  readonly oldestScanJobAgeAlarmThreshold: Duration;
+  /** @default - alarms have no actions */
+  readonly alarmTopic?: sns.ITopic;
+}
+
+/** Dashboard and alarms an operator needs to see whether files are flowing and whether verdicts are honest. */
+export class ScanMonitoring extends Construct {
+  readonly dashboard: cloudwatch.Dashboard;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: ScanMonitoringProps) {
+    super(scope, id);
+    const { pipelineName, metricsNamespace } = props;
+    const period = Duration.minutes(5);
+
+    const workerMetric = (metricName: string, statistic: string, verdict?: VerdictName, unit?: cloudwatch.Unit) =>
+      new cloudwatch.Metric({
+        namespace: metricsNamespace,
+        metricName,
+        dimensionsMap: verdict ? { Pipeline: pipelineName, Verdict: verdict } : { Pipeline: pipelineName },
+        statistic,
+        period,
+        ...(unit ? { unit } : {}),
+        label: verdict ?? metricName,
+      });
+    const verdictMetrics = VERDICT_NAMES.map((verdict) => workerMetric(WORKER_METRICS.objectsScanned, 'Sum', verdict));
+
+    const runningWorkers = new cloudwatch.Metric({
+      namespace: 'ECS/ContainerInsights',
+      metricName: 'RunningTaskCount',
+      dimensionsMap: {
+        ClusterName: props.workerService.cluster.clusterName,
+        ServiceName: props.workerService.serviceName,
+      },
+      statistic: 'Maximum',
+      period: Duration.minutes(1),
+      label: 'Running workers',
+    });
+
+    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, description: string) => {
+      const created = new cloudwatch.Alarm(this, id, {
+        metric,
+        alarmName: `${pipelineName}-${id}`,
+        alarmDescription: description,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      if (props.alarmTopic) created.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+      this.alarms.push(created);
+      return created;
+    };
+
+    alarm(
+      'ErrorVerdicts',
+      workerMetric(WORKER_METRICS.objectsScanned, 'Sum', 'Error'),
+      1,
+      'Objects ended with verdict Error (scanner unavailable, access denied, timeout): they stay blocked in staging.',
+    );
+    alarm(
+      'ScanRequestsDlqDepth',
+      props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      1,
+      'Scan requests (S3 events) that start-scan could not turn into executions: these objects were never scanned.',
+    );
+    alarm(
+      'ScanJobsDlqDepth',
+      props.scanJobsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      1,
+      'Scan jobs no worker could process; their executions end as Error after the heartbeat timeout.',
+    );
+    alarm(
+      'ScanJobsOldestAge',
+      props.scanJobs.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      props.oldestScanJobAgeAlarmThreshold.toSeconds(),
+      'A scan job has waited too long for a worker: the pool is at its maximum or workers fail to start.',
+    );
+    alarm(
+      'FailedExecutions',
+      props.stateMachine.metricFailed({ period, statistic: 'Sum' }),
+      1,
+      'scan-object executions failed (e.g. NotifyResult could not publish): the verdict may not have been announced.',
+    );
+    alarm(
+      'StartScanErrors',
+      props.startScan.metricErrors({ period, statistic: 'Sum' }),
+      1,
+      'start-scan invocations failed; their messages are retried and end in the scan-requests DLQ.',
+    );
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `${pipelineName}-scanning`,
+      defaultInterval: Duration.hours(3),
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Objects scanned by verdict',
+        left: verdictMetrics,
+        stacked: true,
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Bytes scanned',
+        left: [workerMetric(WORKER_METRICS.bytesScanned, 'Sum')],
+        width: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Scan duration (ms)',
+        left: [
+          workerMetric(WORKER_METRICS.scanDuration, 'p50'),
+          workerMetric(WORKER_METRICS.scanDuration, 'p99'),
+          workerMetric(WORKER_METRICS.scanDuration, 'Maximum'),
+        ],
+        width: 6,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'scan-jobs queue depth',
+        left: [
+          props.scanJobs.metricApproximateNumberOfMessagesVisible({ label: 'Waiting', statistic: 'Maximum' }),
+          props.scanJobs.metricApproximateNumberOfMessagesNotVisible({ label: 'Being scanned', statistic: 'Maximum' }),
+        ],
+        right: [runningWorkers],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Oldest waiting scan job (s)',
+        left: [props.scanJobs.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum' })],
+        leftAnnotations: [{ value: props.oldestScanJobAgeAlarmThreshold.toSeconds(), label: 'alarm' }],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Executions',
+        left: [
+          props.stateMachine.metricStarted({ statistic: 'Sum', label: 'Started' }),
+          props.stateMachine.metricSucceeded({ statistic: 'Sum', label: 'Succeeded' }),
+          props.stateMachine.metricFailed({ statistic: 'Sum', label: 'Failed' }),
+          props.stateMachine.metricTimedOut({ statistic: 'Sum', label: 'Timed out' }),
+        ],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Dead-letter queues',
+        left: [
+          props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({ label: 'scan-requests DLQ', statistic: 'Maximum' }),
+          props.scanJobsDlq.metricApproximateNumberOfMessagesVisible({ label: 'scan-jobs DLQ', statistic: 'Maximum' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'start-scan',
+        left: [props.startScan.metricInvocations({ statistic: 'Sum' }), props.startScan.metricErrors({ statistic: 'Sum' })],
+        right: [props.startScan.metricThrottles({ statistic: 'Sum' })],
+        width: 8,
+      }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8 }),
+    );
+  }
+}

@@ -1,0 +1,458 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
+
+/** ClamAV cannot scan a single stream above 2 GiB; anything larger is Unscannable `too-large` by design. */
+export const CLAMAV_MAX_OBJECT_BYTES = 2 * 1024 ** 3;
+const GIB = 1024 ** 3;
+
+/** Fargate's valid CPU/memory pairs (ARM64 supports the same table). */
+const FARGATE_MEMORY_BY_CPU: Readonly<Record<number, readonly number[]>> = {
+  256: [512, 1024, 2048],
+  512: range(1024, 4096, 1024),
+  1024: range(2048, 8192, 1024),
+  2048: range(4096, 16384, 1024),
+  4096: range(8192, 30720, 1024),
+  8192: range(16384, 61440, 4096),
+  16384: range(32768, 122880, 8192),
+};
+
+function range(from: number, to: number, step: number): number[] {
+  const values: number[] = [];
+  for (let v = from; v <= to; v += step) values.push(v);
+  return values;
+}
+
+export interface ScanPipelineProps {
+  /**
+   * Names the pipeline in metric dimensions (`Pipeline=<name>`), the dashboard and alarm names, so several
+   * pipelines can share one account and one metrics namespace.
+   * @default 'scanflow'
+   */
+  readonly pipelineName?: string;
+
+  /**
+   * Buckets to protect (scan every new object of), imported by name. EventBridge notifications are turned on
+   * for them by a custom resource that keeps their existing notification configuration.
+   * Their bucket policy is not changed by this stack (CloudFormation can only replace a policy, not merge
+   * one): the tag-protection statements are published as the `ImportedBucketPolicyStatements` output.
+   * @default - one new staging bucket is created and protected
+   */
+  readonly existingProtectedBucketNames?: readonly string[];
+  /**
+   * Where Clean objects are promoted to, imported by name.
+   * @default - a new destination bucket
+   */
+  readonly existingDestinationBucketName?: string;
+  /**
+   * Where Infected objects are moved to, imported by name.
+   * @default - a new quarantine bucket readable only by the pipeline and `quarantineReaderRoleArn`
+   */
+  readonly existingQuarantineBucketName?: string;
+  /**
+   * Customer-managed key for the buckets this stack creates; the pipeline roles are granted its use.
+   * @default - SSE-S3 (Amazon S3 managed keys)
+   */
+  readonly bucketEncryptionKey?: kms.IKey;
+  /**
+   * Target of the server access logs of the buckets this stack creates.
+   * @default - a new access-log bucket
+   */
+  readonly accessLogsBucket?: s3.IBucket;
+  /**
+   * The security team's role, the only principal besides the pipeline allowed to read the quarantine bucket.
+   * @default - nobody but the pipeline may read quarantined objects
+   */
+  readonly quarantineReaderRoleArn?: string;
+  /**
+   * Quarantined objects (and their old versions) are deleted this long after they arrive.
+   * @default - kept until someone deletes them
+   */
+  readonly quarantineExpiration?: Duration;
+  /**
+   * Opt-in: deny GetObject on protected buckets for objects whose `scan-result` tag is not `Clean`, to every
+   * principal except the pipeline. Readers of those buckets then only ever see scanned, clean objects.
+   * @default false
+   */
+  readonly blockUnscannedReads?: boolean;
+
+  /**
+   * Keys starting with one of these are never scanned (filtered in the EventBridge rule and in start-scan).
+   * @default - none
+   */
+  readonly excludedKeyPrefixes?: readonly string[];
+  /**
+   * Keys ending with one of these are never scanned (filtered in start-scan).
+   * @default - none
+   */
+  readonly excludedKeySuffixes?: readonly string[];
+
+  /**
+   * VPC for the scanner workers. Needs private subnets with a route to the internet (NAT) or to a private
+   * signature mirror plus VPC endpoints for ECR, CloudWatch Logs, SQS, Step Functions and CloudWatch.
+   * @default - a new VPC over two availability zones with an S3 gateway endpoint and flow logs
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * NAT gateways of the new VPC (ignored with `vpc`). Workers need egress for ECR, AWS APIs and freshclam.
+   * @default 1
+   */
+  readonly natGateways?: number;
+  /**
+   * Subnets the workers run in.
+   * @default - the VPC's private subnets with egress
+   */
+  readonly workerSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Fewest running workers. 0 scales to zero when the scan-jobs queue is empty (the first object after an
+   * idle period then waits for a task start, about a minute).
+   * @default 0
+   */
+  readonly minWorkers?: number;
+  /**
+   * Most running workers.
+   * @default 10
+   */
+  readonly maxWorkers?: number;
+  /**
+   * Jobs one worker scans at once (`WORKER_CONCURRENCY`); autoscaling targets one worker per this many
+   * waiting or running jobs.
+   * @default 4
+   */
+  readonly workerConcurrency?: number;
+  /**
+   * Worker task CPU units. clamd loads the full signature DB (~1.3 GB resident) once per task.
+   * @default 1024
+   */
+  readonly workerCpu?: number;
+  /**
+   * Worker task memory (MiB). Sized for clamd's full DB plus a concurrent reload after freshclam.
+   * @default 4096
+   */
+  readonly workerMemoryMiB?: number;
+  /**
+   * Largest object scanned (`MAX_OBJECT_BYTES`); larger ones end as Unscannable `too-large`. At most 2 GiB
+   * (ClamAV's limit for one stream).
+   * @default 1073741824 (1 GiB)
+   */
+  readonly maxObjectBytes?: number;
+  /**
+   * Worker ephemeral storage (GiB, 21–200). clamd spools each INSTREAM to a temporary file and unpacks
+   * archives next to it, so it needs room for `workerConcurrency` of the largest objects twice over.
+   * @default - max(21, ceil(2 × maxObjectBytes × workerConcurrency / 1 GiB) + 5), capped at 200
+   */
+  readonly workerEphemeralStorageGiB?: number;
+  /**
+   * Private signature mirror for freshclam (`FRESHCLAM_MIRROR_URL`).
+   * @default - the official ClamAV mirror
+   */
+  readonly freshclamMirrorUrl?: string;
+  /**
+   * Scanner image.
+   * @default - built from `scanner-image/Dockerfile` (repository root as context) for linux/arm64
+   */
+  readonly scannerImage?: ecs.ContainerImage;
+
+  /**
+   * The ScanObject state's heartbeat timeout: a worker silent this long is presumed dead and the scan retried.
+   * @default 60
+   */
+  readonly scanHeartbeatSeconds?: number;
+  /**
+   * How often the worker heartbeats. Must be at most a third of `scanHeartbeatSeconds`.
+   * @default 20
+   */
+  readonly workerHeartbeatIntervalSeconds?: number;
+  /**
+   * Scan timeout for any object, however small.
+   * @default 300
+   */
+  readonly scanBaseTimeoutSeconds?: number;
+  /**
+   * Slowest accepted scan rate; bigger objects get proportionally longer timeouts.
+   * @default 2097152
+   */
+  readonly scanMinBytesPerSecond?: number;
+  /**
+   * Longest scan timeout, whatever the size.
+   * @default 10800
+   */
+  readonly scanMaxTimeoutSeconds?: number;
+
+  /**
+   * Scan-request messages start-scan takes per invocation.
+   * @default 10
+   */
+  readonly startScanBatchSize?: number;
+  /**
+   * Reserved concurrency of start-scan, which bounds the StartExecution rate.
+   * @default 10
+   */
+  readonly startScanReservedConcurrency?: number;
+
+  /**
+   * CloudWatch namespace of the worker's metrics (`METRICS_NAMESPACE`).
+   * @default 'Scanflow'
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * The ScanJobsOldestAge alarm fires when a scan job has waited this long.
+   * @default Duration.minutes(15)
+   */
+  readonly oldestScanJobAgeAlarmThreshold?: Duration;
+  /**
+   * Topic every alarm notifies.
+   * @default - alarms have no actions
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * Retention of the log groups this construct creates.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** Every prop with its default applied (the optional ones that have no default stay optional). */
+export type ResolvedScanPipelineProps = ScanPipelineProps &
+  Required<
+    Pick<
+      ScanPipelineProps,
+      | 'pipelineName'
+      | 'excludedKeyPrefixes'
+      | 'excludedKeySuffixes'
+      | 'blockUnscannedReads'
+      | 'natGateways'
+      | 'minWorkers'
+      | 'maxWorkers'
+      | 'workerConcurrency'
+      | 'workerCpu'
+      | 'workerMemoryMiB'
+      | 'maxObjectBytes'
+      | 'workerEphemeralStorageGiB'
+      | 'scanHeartbeatSeconds'
+      | 'workerHeartbeatIntervalSeconds'
+      | 'scanBaseTimeoutSeconds'
+      | 'scanMinBytesPerSecond'
+      | 'scanMaxTimeoutSeconds'
+      | 'startScanBatchSize'
+      | 'startScanReservedConcurrency'
+      | 'metricsNamespace'
+      | 'oldestScanJobAgeAlarmThreshold'
+    >
+  >;
+
+export const SCAN_PIPELINE_DEFAULTS = {
+  pipelineName: 'scanflow',
+  blockUnscannedReads: false,
+  natGateways: 1,
+  minWorkers: 0,
+  maxWorkers: 10,
+  workerConcurrency: 4,
+  workerCpu: 1024,
+  workerMemoryMiB: 4096,
+  maxObjectBytes: GIB,
+  scanHeartbeatSeconds: DEFAULT_SCAN_TIMING.heartbeatSeconds,
+  workerHeartbeatIntervalSeconds: 20,
+  scanBaseTimeoutSeconds: DEFAULT_SCAN_TIMING.baseTimeoutSeconds,
+  scanMinBytesPerSecond: DEFAULT_SCAN_TIMING.minBytesPerSecond,
+  scanMaxTimeoutSeconds: DEFAULT_SCAN_TIMING.maxTimeoutSeconds,
+  startScanBatchSize: 10,
+  startScanReservedConcurrency: 10,
+  metricsNamespace: 'Scanflow',
+  oldestScanJobAgeAlarmMinutes: 15,
+} as const;
+
+export function defaultEphemeralStorageGiB(maxObjectBytes: number, workerConcurrency: number): number {
+  return Math.min(200, Math.max(21, Math.ceil((2 * maxObjectBytes * workerConcurrency) / GIB) + 5));
+}
+
+/** Thrown once with every problem, so a deployer fixes their configuration in one round. */
+export class ScanPipelinePropsError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid ScanPipeline configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ScanPipelinePropsError';
+    this.problems = problems;
+  }
+}
+
+const BUCKET_NAME = /^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9-]{0,31}$/;
+const METRICS_NAMESPACE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+
+function isConcrete(value: unknown): boolean {
+  return !(typeof value === 'string' || typeof value === 'number') || !Token.isUnresolved(value);
+}
+
+/** Applies defaults and checks every prop; throws one {@link ScanPipelinePropsError} listing all problems. */
+export function resolveScanPipelineProps(props: ScanPipelineProps = {}): ResolvedScanPipelineProps {
+  const d = SCAN_PIPELINE_DEFAULTS;
+  const workerConcurrency = props.workerConcurrency ?? d.workerConcurrency;
+  const maxObjectBytes = props.maxObjectBytes ?? d.maxObjectBytes;
+  const resolved: ResolvedScanPipelineProps = {
+    ...props,
+    pipelineName: props.pipelineName ?? d.pipelineName,
+    excludedKeyPrefixes: props.excludedKeyPrefixes ?? [],
+    excludedKeySuffixes: props.excludedKeySuffixes ?? [],
+    blockUnscannedReads: props.blockUnscannedReads ?? d.blockUnscannedReads,
+    natGateways: props.natGateways ?? d.natGateways,
+    minWorkers: props.minWorkers ?? d.minWorkers,
+    maxWorkers: props.maxWorkers ?? d.maxWorkers,
+    workerConcurrency,
+    workerCpu: props.workerCpu ?? d.workerCpu,
+    workerMemoryMiB: props.workerMemoryMiB ?? d.workerMemoryMiB,
+    maxObjectBytes,
+    workerEphemeralStorageGiB:
+      props.workerEphemeralStorageGiB ?? defaultEphemeralStorageGiB(maxObjectBytes, workerConcurrency),
+    scanHeartbeatSeconds: props.scanHeartbeatSeconds ?? d.scanHeartbeatSeconds,
+    workerHeartbeatIntervalSeconds: props.workerHeartbeatIntervalSeconds ?? d.workerHeartbeatIntervalSeconds,
+    scanBaseTimeoutSeconds: props.scanBaseTimeoutSeconds ?? d.scanBaseTimeoutSeconds,
+    scanMinBytesPerSecond: props.scanMinBytesPerSecond ?? d.scanMinBytesPerSecond,
+    scanMaxTimeoutSeconds: props.scanMaxTimeoutSeconds ?? d.scanMaxTimeoutSeconds,
+    startScanBatchSize: props.startScanBatchSize ?? d.startScanBatchSize,
+    startScanReservedConcurrency: props.startScanReservedConcurrency ?? d.startScanReservedConcurrency,
+    metricsNamespace: props.metricsNamespace ?? d.metricsNamespace,
+    oldestScanJobAgeAlarmThreshold:
+      props.oldestScanJobAgeAlarmThreshold ?? Duration.minutes(d.oldestScanJobAgeAlarmMinutes),
+  };
+  const problems = scanPipelinePropsProblems(resolved);
+  if (props.vpc !== undefined && props.natGateways !== undefined) {
+    problems.push('natGateways only applies to the VPC this construct creates; omit it when passing vpc');
+  }
+  if (problems.length > 0) throw new ScanPipelinePropsError(problems);
+  return resolved;
+}
+
+function integerIn(problems: string[], name: string, value: number, min: number, max: number): void {
+  if (!isConcrete(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name} must be an integer from ${min} to ${max} (got ${value})`);
+  }
+}
+
+export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[] {
+  const problems: string[] = [];
+
+  if (!PIPELINE_NAME.test(p.pipelineName)) {
+    problems.push(
+      `pipelineName must start with a letter and hold at most 32 letters, digits or '-' (got '${p.pipelineName}')`,
+    );
+  }
+  if (!METRICS_NAMESPACE.test(p.metricsNamespace) || p.metricsNamespace.startsWith('AWS/')) {
+    problems.push(`metricsNamespace must be a custom CloudWatch namespace (got '${p.metricsNamespace}')`);
+  }
+
+  const protectedNames = p.existingProtectedBucketNames ?? [];
+  if (p.existingProtectedBucketNames !== undefined && protectedNames.length === 0) {
+    problems.push('existingProtectedBucketNames must name at least one bucket when given (omit it to create one)');
+  }
+  const named: Array<[string, string | undefined]> = [
+    ...protectedNames.map((name, i): [string, string] => [`existingProtectedBucketNames[${i}]`, name]),
+    ['existingDestinationBucketName', p.existingDestinationBucketName],
+    ['existingQuarantineBucketName', p.existingQuarantineBucketName],
+  ];
+  for (const [prop, name] of named) {
+    if (name !== undefined && isConcrete(name) && !BUCKET_NAME.test(name)) {
+      problems.push(`${prop} is not a valid S3 bucket name (got '${name}')`);
+    }
+  }
+  if (new Set(protectedNames).size !== protectedNames.length) {
+    problems.push('existingProtectedBucketNames lists a bucket twice');
+  }
+  for (const [prop, name] of [
+    ['existingDestinationBucketName', p.existingDestinationBucketName],
+    ['existingQuarantineBucketName', p.existingQuarantineBucketName],
+  ] as const) {
+    if (name !== undefined && protectedNames.includes(name)) {
+      problems.push(`${prop} '${name}' is also a protected bucket: the pipeline's own copies would be scanned again`);
+    }
+  }
+  if (
+    p.existingDestinationBucketName !== undefined &&
+    p.existingDestinationBucketName === p.existingQuarantineBucketName
+  ) {
+    problems.push('existingDestinationBucketName and existingQuarantineBucketName must be different buckets');
+  }
+  if (
+    p.quarantineReaderRoleArn !== undefined &&
+    isConcrete(p.quarantineReaderRoleArn) &&
+    !ROLE_ARN.test(p.quarantineReaderRoleArn)
+  ) {
+    problems.push(`quarantineReaderRoleArn must be an IAM role ARN (got '${p.quarantineReaderRoleArn}')`);
+  }
+  if (p.quarantineExpiration !== undefined && p.quarantineExpiration.toDays({ integral: false }) < 1) {
+    problems.push('quarantineExpiration must be at least one day');
+  }
+  if (p.quarantineExpiration !== undefined && p.existingQuarantineBucketName !== undefined) {
+    problems.push('quarantineExpiration applies to a new quarantine bucket only; set a lifecycle rule on the imported one');
+  }
+
+  for (const [prop, values] of [
+    ['excludedKeyPrefixes', p.excludedKeyPrefixes],
+    ['excludedKeySuffixes', p.excludedKeySuffixes],
+  ] as const) {
+    values.forEach((value, i) => {
+      if (value.length === 0) problems.push(`${prop}[${i}] is empty: it would exclude every key`);
+      if (value.includes(',')) problems.push(`${prop}[${i}] contains ',' which the start-scan list format cannot carry`);
+    });
+  }
+
+  // Workers need egress (ECR, AWS APIs, freshclam); without NAT they would need six interface endpoints.
+  integerIn(problems, 'natGateways', p.natGateways, 1, 2);
+  integerIn(problems, 'minWorkers', p.minWorkers, 0, 1000);
+  integerIn(problems, 'maxWorkers', p.maxWorkers, 1, 1000);
+  if (p.minWorkers > p.maxWorkers) {
+    problems.push(`minWorkers (${p.minWorkers}) must not exceed maxWorkers (${p.maxWorkers})`);
+  }
+  integerIn(problems, 'workerConcurrency', p.workerConcurrency, 1, 64);
+  const memories = FARGATE_MEMORY_BY_CPU[p.workerCpu];
+  if (memories === undefined) {
+    problems.push(`workerCpu must be one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')} (got ${p.workerCpu})`);
+  } else if (!memories.includes(p.workerMemoryMiB)) {
+    problems.push(
+      `workerMemoryMiB ${p.workerMemoryMiB} is not valid with workerCpu ${p.workerCpu} (Fargate accepts ${memories[0]}–${memories[memories.length - 1]})`,
+    );
+  }
+  if (p.workerMemoryMiB < 3072) {
+    problems.push(`workerMemoryMiB must be at least 3072: clamd's full signature DB does not fit in less (got ${p.workerMemoryMiB})`);
+  }
+  integerIn(problems, 'maxObjectBytes', p.maxObjectBytes, 1, CLAMAV_MAX_OBJECT_BYTES);
+  integerIn(problems, 'workerEphemeralStorageGiB', p.workerEphemeralStorageGiB, 21, 200);
+
+  integerIn(problems, 'scanHeartbeatSeconds', p.scanHeartbeatSeconds, 10, 3600);
+  integerIn(problems, 'workerHeartbeatIntervalSeconds', p.workerHeartbeatIntervalSeconds, 1, 1200);
+  if (p.workerHeartbeatIntervalSeconds * 3 > p.scanHeartbeatSeconds) {
+    problems.push(
+      `workerHeartbeatIntervalSeconds (${p.workerHeartbeatIntervalSeconds}) must be at most a third of scanHeartbeatSeconds (${p.scanHeartbeatSeconds}) so one lost heartbeat does not fail a scan`,
+    );
+  }
+  integerIn(problems, 'scanBaseTimeoutSeconds', p.scanBaseTimeoutSeconds, 30, 86400);
+  integerIn(problems, 'scanMinBytesPerSecond', p.scanMinBytesPerSecond, 1024, 10 * GIB);
+  integerIn(problems, 'scanMaxTimeoutSeconds', p.scanMaxTimeoutSeconds, 60, 86400);
+  if (p.scanBaseTimeoutSeconds > p.scanMaxTimeoutSeconds) {
+    problems.push(
+      `scanBaseTimeoutSeconds (${p.scanBaseTimeoutSeconds}) must not exceed scanMaxTimeoutSeconds (${p.scanMaxTimeoutSeconds})`,
+    );
+  }
+  if (p.scanHeartbeatSeconds >= p.scanBaseTimeoutSeconds) {
+    problems.push(
+      `scanHeartbeatSeconds (${p.scanHeartbeatSeconds}) must be less than scanBaseTimeoutSeconds (${p.scanBaseTimeoutSeconds})`,
+    );
+  }
+
+  integerIn(problems, 'startScanBatchSize', p.startScanBatchSize, 1, 1000);
+  integerIn(problems, 'startScanReservedConcurrency', p.startScanReservedConcurrency, 1, 1000);
+  const ageSeconds = p.oldestScanJobAgeAlarmThreshold.toSeconds();
+  if (ageSeconds < 60) problems.push('oldestScanJobAgeAlarmThreshold must be at least one minute');
+  if (p.freshclamMirrorUrl !== undefined && !/^https?:\/\/\S+$/.test(p.freshclamMirrorUrl)) {
+    problems.push(`freshclamMirrorUrl must be an http(s) URL (got '${p.freshclamMirrorUrl}')`);
+  }
+  return problems;
+}

@@ -1,0 +1,577 @@
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { AdjustmentType } from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
+import { ScanMonitoring } from './monitoring.js';
+import { acknowledgeNagFindings } from './nag-acknowledgements.js';
+import { type ResolvedScanPipelineProps, resolveScanPipelineProps, type ScanPipelineProps } from './scan-pipeline-props.js';
+import { blockUnscannedReadsStatement, quarantineReadStatement, tagProtectionStatements } from './tag-protection.js';
+import { workerScalingSteps } from './worker-scaling.js';
+
+/** The repository root: the scanner image's build context and the base of the function entries. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const START_SCAN_ENTRY = join(REPO_ROOT, 'functions', 'start-scan', 'handler.ts');
+export const SCANNER_DOCKERFILE = 'scanner-image/Dockerfile';
+
+/**
+ * Paths of the repository the scanner image never needs. Hashing and staging the build context must stay
+ * fast (synth < 1 min) and must not change when only tests, infra or local tooling change. A root
+ * `.dockerignore`, if present, is applied as well.
+ */
+export const SCANNER_CONTEXT_EXCLUDES = [
+  '.git',
+  '**/node_modules',
+  '.venv',
+  '.scanflow',
+  'cdk.out',
+  'coverage',
+  'infra',
+  'test',
+  'docs',
+  '**/*.log',
+];
+
+const STOP_TIMEOUT = Duration.minutes(2); // Fargate's maximum
+const WORKER_CONTAINER_NAME = 'scanner';
+
+/**
+ * The whole scanflow pipeline: buckets → EventBridge → scan-requests → start-scan → scan-object state
+ * machine → scan-jobs → Fargate worker pool → verdict tags, promotion or quarantine → results topic.
+ */
+export class ScanPipeline extends Construct {
+  /** Buckets whose new objects are scanned (staging). */
+  readonly protectedBuckets: s3.IBucket[];
+  readonly destinationBucket: s3.IBucket;
+  readonly quarantineBucket: s3.IBucket;
+  readonly resultsTopic: sns.Topic;
+  /** Customer-managed key of the results topic (SNS SSE); subscribers that read messages need Decrypt. */
+  readonly resultsTopicKey: kms.Key;
+  readonly scanRequestsQueue: sqs.Queue;
+  readonly scanRequestsDlq: sqs.Queue;
+  readonly scanJobsQueue: sqs.Queue;
+  readonly scanJobsDlq: sqs.Queue;
+  readonly stateMachine: sfn.StateMachine;
+  readonly startScanFunction: NodejsFunction;
+  readonly vpc: ec2.IVpc;
+  readonly cluster: ecs.Cluster;
+  readonly workerService: ecs.FargateService;
+  readonly monitoring: ScanMonitoring;
+  readonly props: ResolvedScanPipelineProps;
+
+  constructor(scope: Construct, id: string, props: ScanPipelineProps = {}) {
+    super(scope, id);
+    const p = resolveScanPipelineProps(props);
+    this.props = p;
+    const stack = Stack.of(this);
+    const logRetention = p.logRetention ?? logs.RetentionDays.THREE_MONTHS;
+
+    // ---------- Buckets ----------
+    const accessLogs = p.accessLogsBucket ?? this.createAccessLogsBucket();
+    const newBucket = (bucketId: string, extra: Partial<s3.BucketProps> = {}) =>
+      new s3.Bucket(this, bucketId, {
+        versioned: true,
+        ...(p.bucketEncryptionKey
+          ? { encryption: s3.BucketEncryption.KMS, encryptionKey: p.bucketEncryptionKey, bucketKeyEnabled: true }
+          : { encryption: s3.BucketEncryption.S3_MANAGED }),
+        enforceSSL: true,
+        minimumTLSVersion: 1.2,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        serverAccessLogsBucket: accessLogs,
+        serverAccessLogsPrefix: `${bucketId.toLowerCase()}/`,
+        removalPolicy: RemovalPolicy.RETAIN,
+        lifecycleRules: [{ id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(7) }],
+        ...extra,
+      });
+
+    const createdBuckets: s3.Bucket[] = [];
+    if (p.existingProtectedBucketNames) {
+      this.protectedBuckets = p.existingProtectedBucketNames.map((name, i) => {
+        const bucket = s3.Bucket.fromBucketName(this, `ProtectedBucket${i}`, name);
+        // On an imported bucket this is CDK's BucketNotifications custom resource with Managed=false: it
+        // reads the bucket's notification configuration and adds EventBridge, keeping what is there.
+        bucket.enableEventBridgeNotification();
+        return bucket;
+      });
+    } else {
+      const staging = newBucket('StagingBucket', {
+        eventBridgeEnabled: true,
+        // The pipeline deletes the exact versions it moved; these are user overwrites and deletions.
+        lifecycleRules: [
+          { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+          { id: 'ExpireOldVersions', noncurrentVersionExpiration: Duration.days(30) },
+        ],
+      });
+      createdBuckets.push(staging);
+      this.protectedBuckets = [staging];
+    }
+    if (p.existingDestinationBucketName) {
+      this.destinationBucket = s3.Bucket.fromBucketName(this, 'DestinationBucket', p.existingDestinationBucketName);
+    } else {
+      const destination = newBucket('DestinationBucket');
+      createdBuckets.push(destination);
+      this.destinationBucket = destination;
+    }
+    let createdQuarantine: s3.Bucket | undefined;
+    if (p.existingQuarantineBucketName) {
+      this.quarantineBucket = s3.Bucket.fromBucketName(this, 'QuarantineBucket', p.existingQuarantineBucketName);
+    } else {
+      createdQuarantine = newBucket('QuarantineBucket', {
+        lifecycleRules: [
+          { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+          ...(p.quarantineExpiration
+            ? [
+                {
+                  id: 'ExpireQuarantinedObjects',
+                  expiration: p.quarantineExpiration,
+                  noncurrentVersionExpiration: p.quarantineExpiration,
+                },
+              ]
+            : []),
+        ],
+      });
+      createdBuckets.push(createdQuarantine);
+      this.quarantineBucket = createdQuarantine;
+    }
+    const protectedObjectArns = this.protectedBuckets.map((b) => b.arnForObjects('*'));
+    const placementObjectArns = [this.destinationBucket.arnForObjects('*'), this.quarantineBucket.arnForObjects('*')];
+
+    // ---------- Results topic ----------
+    const topicKey = new kms.Key(this, 'ResultsTopicKey', {
+      description: `${p.pipelineName}: encrypts scan results published to SNS`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.resultsTopic = new sns.Topic(this, 'ResultsTopic', {
+      displayName: `${p.pipelineName} scan results`,
+      masterKey: topicKey,
+      enforceSSL: true,
+    });
+    this.resultsTopicKey = topicKey;
+
+    // ---------- Queues ----------
+    const queueDefaults = { encryption: sqs.QueueEncryption.SQS_MANAGED, enforceSSL: true } as const;
+    this.scanRequestsDlq = new sqs.Queue(this, 'ScanRequestsDlq', {
+      ...queueDefaults,
+      retentionPeriod: Duration.days(14),
+    });
+    this.scanRequestsQueue = new sqs.Queue(this, 'ScanRequests', {
+      ...queueDefaults,
+      // Six times the function timeout, as Lambda recommends for SQS event sources.
+      visibilityTimeout: Duration.minutes(3),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.scanRequestsDlq, maxReceiveCount: 5 },
+    });
+    this.scanJobsDlq = new sqs.Queue(this, 'ScanJobsDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    this.scanJobsQueue = new sqs.Queue(this, 'ScanJobs', {
+      ...queueDefaults,
+      // The worker extends visibility while it scans (ChangeMessageVisibility); this only covers a worker
+      // that dies before its first extension. The state machine's heartbeat timeout retries the scan anyway.
+      visibilityTimeout: Duration.minutes(5),
+      retentionPeriod: Duration.seconds(p.scanMaxTimeoutSeconds * 2),
+      deadLetterQueue: { queue: this.scanJobsDlq, maxReceiveCount: 3 },
+    });
+
+    // ---------- State machine ----------
+    const stateMachineLogs = new logs.LogGroup(this, 'StateMachineLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'ScanObject', {
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromString(readScanObjectDefinitionTemplate()),
+      definitionSubstitutions: scanObjectSubstitutions({
+        scanJobsQueueUrl: this.scanJobsQueue.queueUrl,
+        destinationBucket: this.destinationBucket.bucketName,
+        quarantineBucket: this.quarantineBucket.bucketName,
+        resultsTopicArn: this.resultsTopic.topicArn,
+      }),
+      logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
+      tracingEnabled: true,
+    });
+    const stateMachineRole = this.stateMachine.role;
+    // Derived from statemachines/scan-object.asl.json, state by state.
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ScanObjectSendsScanJobs',
+        actions: ['sqs:SendMessage'],
+        resources: [this.scanJobsQueue.queueArn],
+      }),
+    );
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagVerdictAndReadCopySource',
+        // TagVerdict writes the tags; PromoteObject/QuarantineObject read the source version with its tags.
+        actions: [
+          's3:PutObjectTagging',
+          's3:PutObjectVersionTagging',
+          's3:GetObject',
+          's3:GetObjectVersion',
+          's3:GetObjectTagging',
+          's3:GetObjectVersionTagging',
+        ],
+        resources: protectedObjectArns,
+      }),
+    );
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'RemoveFromStaging',
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+        resources: protectedObjectArns,
+      }),
+    );
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PromoteOrQuarantineCopies',
+        actions: ['s3:PutObject', 's3:PutObjectTagging'],
+        resources: placementObjectArns,
+      }),
+    );
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'NotifyResult',
+        actions: ['sns:Publish'],
+        resources: [this.resultsTopic.topicArn],
+      }),
+    );
+    // SNS encrypts with the topic key on the publisher's behalf: GenerateDataKey + Decrypt, nothing wider.
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'NotifyResultEncryption',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [topicKey.keyArn],
+      }),
+    );
+    if (p.bucketEncryptionKey) {
+      // Copies decrypt the source version and encrypt the new object.
+      stateMachineRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'BucketEncryption',
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [p.bucketEncryptionKey.keyArn],
+        }),
+      );
+    }
+
+    // ---------- start-scan ----------
+    const startScanLogs = new logs.LogGroup(this, 'StartScanLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const startScanRole = new iam.Role(this, 'StartScanRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${p.pipelineName}: start-scan reads the object identity and starts scan-object`,
+    });
+    startScanLogs.grantWrite(startScanRole);
+    startScanRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'HeadObjectAndTags',
+        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:GetObjectVersionTagging'],
+        resources: protectedObjectArns,
+      }),
+    );
+    this.startScanFunction = new NodejsFunction(this, 'StartScan', {
+      description: 'Pins the uploaded object version and starts its scan-object execution',
+      entry: START_SCAN_ENTRY,
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.seconds(30),
+      role: startScanRole,
+      logGroup: startScanLogs,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      reservedConcurrentExecutions: p.startScanReservedConcurrency,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      environment: {
+        STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        // Events from the pipeline's own buckets are skipped, whatever the rule matches.
+        PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
+        EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),
+        EXCLUDED_KEY_SUFFIXES: p.excludedKeySuffixes.join(','),
+        SCAN_HEARTBEAT_SECONDS: String(p.scanHeartbeatSeconds),
+        SCAN_BASE_TIMEOUT_SECONDS: String(p.scanBaseTimeoutSeconds),
+        SCAN_MIN_BYTES_PER_SECOND: String(p.scanMinBytesPerSecond),
+        SCAN_MAX_TIMEOUT_SECONDS: String(p.scanMaxTimeoutSeconds),
+        COPY_SOURCE_ENCODING: 'url',
+        POWERTOOLS_SERVICE_NAME: 'start-scan',
+        POWERTOOLS_METRICS_NAMESPACE: p.metricsNamespace,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        mainFields: ['module', 'main'],
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        // Bundle the SDK too: the version we test is the version that runs.
+        externalModules: [],
+        forceDockerBundling: false,
+      },
+    });
+    this.stateMachine.grantStartExecution(startScanRole);
+    this.startScanFunction.addEventSource(
+      new SqsEventSource(this.scanRequestsQueue, {
+        batchSize: p.startScanBatchSize,
+        reportBatchItemFailures: true,
+        ...(p.startScanBatchSize > 10 ? { maxBatchingWindow: Duration.seconds(1) } : {}),
+      }),
+    );
+
+    // ---------- EventBridge ----------
+    const objectFilter =
+      p.excludedKeyPrefixes.length > 0 ? { key: events.Match.anythingButPrefix(...p.excludedKeyPrefixes) } : undefined;
+    const rule = new events.Rule(this, 'ObjectCreatedRule', {
+      description: `${p.pipelineName}: new objects in protected buckets become scan requests`,
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: {
+          bucket: { name: this.protectedBuckets.map((b) => b.bucketName) },
+          ...(objectFilter ? { object: objectFilter } : {}),
+        },
+      },
+    });
+    rule.addTarget(
+      new targets.SqsQueue(this.scanRequestsQueue, {
+        deadLetterQueue: this.scanRequestsDlq,
+        retryAttempts: 185,
+        maxEventAge: Duration.hours(24),
+      }),
+    );
+
+    // ---------- Worker pool ----------
+    this.vpc = p.vpc ?? this.createVpc(p.natGateways);
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc: this.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+    const taskDefinition = new ecs.FargateTaskDefinition(this, 'WorkerTask', {
+      cpu: p.workerCpu,
+      memoryLimitMiB: p.workerMemoryMiB,
+      ephemeralStorageGiB: p.workerEphemeralStorageGiB,
+      runtimePlatform: {
+        cpuArchitecture: ecs.CpuArchitecture.ARM64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+    const workerLogs = new logs.LogGroup(this, 'WorkerLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const image =
+      p.scannerImage ??
+      ecs.ContainerImage.fromAsset(REPO_ROOT, {
+        file: SCANNER_DOCKERFILE,
+        platform: Platform.LINUX_ARM64,
+        exclude: SCANNER_CONTEXT_EXCLUDES,
+      });
+    taskDefinition.addContainer(WORKER_CONTAINER_NAME, {
+      image,
+      essential: true,
+      stopTimeout: STOP_TIMEOUT,
+      logging: ecs.LogDrivers.awsLogs({ logGroup: workerLogs, streamPrefix: 'worker' }),
+      environment: {
+        SCAN_JOBS_QUEUE_URL: this.scanJobsQueue.queueUrl,
+        CLAMD_HOST: '127.0.0.1',
+        CLAMD_PORT: '3310',
+        WORKER_CONCURRENCY: String(p.workerConcurrency),
+        MAX_OBJECT_BYTES: String(p.maxObjectBytes),
+        HEARTBEAT_INTERVAL_SECONDS: String(p.workerHeartbeatIntervalSeconds),
+        METRICS_NAMESPACE: p.metricsNamespace,
+        METRICS_DIMENSIONS: `Pipeline=${p.pipelineName}`,
+        // Leaves ECS's SIGKILL a margin after the worker has finished or released what it holds.
+        SHUTDOWN_GRACE_SECONDS: String(STOP_TIMEOUT.toSeconds() - 10),
+        ...(p.freshclamMirrorUrl ? { FRESHCLAM_MIRROR_URL: p.freshclamMirrorUrl } : {}),
+      },
+    });
+    const taskRole = taskDefinition.taskRole;
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ConsumeScanJobs',
+        actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+        resources: [this.scanJobsQueue.queueArn],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'CompleteScanTasks',
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+        resources: [this.stateMachine.stateMachineArn],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadObjectsToScan',
+        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging'],
+        resources: protectedObjectArns,
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PublishScanMetrics',
+        actions: ['cloudwatch:PutMetricData'],
+        // PutMetricData has no resource type; the namespace condition is what scopes it.
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': p.metricsNamespace } },
+      }),
+    );
+    if (p.bucketEncryptionKey) {
+      taskRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'DecryptObjectsToScan',
+          actions: ['kms:Decrypt'],
+          resources: [p.bucketEncryptionKey.keyArn],
+        }),
+      );
+    }
+
+    const workerSecurityGroup = new ec2.SecurityGroup(this, 'WorkerSecurityGroup', {
+      vpc: this.vpc,
+      description: `${p.pipelineName} scanner workers: no inbound, outbound to AWS APIs and the signature mirror`,
+      allowAllOutbound: true,
+    });
+    this.workerService = new ecs.FargateService(this, 'WorkerService', {
+      cluster: this.cluster,
+      taskDefinition,
+      desiredCount: p.minWorkers,
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      assignPublicIp: false,
+      securityGroups: [workerSecurityGroup],
+      vpcSubnets: p.workerSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      circuitBreaker: { rollback: true },
+      platformVersion: ecs.FargatePlatformVersion.LATEST,
+    });
+    const scaling = this.workerService.autoScaleTaskCount({ minCapacity: p.minWorkers, maxCapacity: p.maxWorkers });
+    scaling.scaleOnMetric('ScaleOnScanJobsBacklog', {
+      metric: this.scanJobsBacklogMetric(),
+      adjustmentType: AdjustmentType.EXACT_CAPACITY,
+      scalingSteps: workerScalingSteps(p.minWorkers, p.maxWorkers, p.workerConcurrency),
+      cooldown: Duration.minutes(1),
+      evaluationPeriods: 1,
+    });
+
+    // ---------- Bucket policies ----------
+    const tagWriters = [stateMachineRole.roleArn];
+    const pipelineReaders = [stateMachineRole.roleArn, startScanRole.roleArn, taskRole.roleArn];
+    for (const bucket of createdBuckets) {
+      for (const statement of tagProtectionStatements(bucket.bucketArn, tagWriters)) bucket.addToResourcePolicy(statement);
+    }
+    if (p.blockUnscannedReads) {
+      for (const bucket of createdBuckets.filter((b) => this.protectedBuckets.includes(b))) {
+        bucket.addToResourcePolicy(blockUnscannedReadsStatement(bucket.bucketArn, pipelineReaders));
+      }
+    }
+    if (createdQuarantine) {
+      const readers = [stateMachineRole.roleArn, ...(p.quarantineReaderRoleArn ? [p.quarantineReaderRoleArn] : [])];
+      createdQuarantine.addToResourcePolicy(quarantineReadStatement(createdQuarantine.bucketArn, readers));
+    }
+    const importedBuckets = [...this.protectedBuckets, this.destinationBucket, this.quarantineBucket].filter(
+      (b) => !(b instanceof s3.Bucket),
+    );
+    if (importedBuckets.length > 0) {
+      // CloudFormation can only replace a bucket policy, which would drop the owner's statements; publish
+      // ours for the owner to merge instead.
+      const statements = importedBuckets.flatMap((bucket) => [
+        ...tagProtectionStatements(bucket.bucketArn, tagWriters),
+        ...(p.blockUnscannedReads && this.protectedBuckets.includes(bucket)
+          ? [blockUnscannedReadsStatement(bucket.bucketArn, pipelineReaders)]
+          : []),
+      ]);
+      new CfnOutput(this, 'ImportedBucketPolicyStatements', {
+        description: 'Add these statements to the policies of the imported buckets to protect the verdict tags',
+        value: stack.toJsonString(statements.map((s) => s.toStatementJson())),
+      });
+      Annotations.of(this).addWarningV2(
+        'scanflow:importedBucketPolicy',
+        `Imported buckets keep their own policy: merge the ImportedBucketPolicyStatements output into it (${importedBuckets.length} bucket(s)).`,
+      );
+    }
+
+    // ---------- Monitoring ----------
+    this.monitoring = new ScanMonitoring(this, 'Monitoring', {
+      pipelineName: p.pipelineName,
+      metricsNamespace: p.metricsNamespace,
+      scanRequests: this.scanRequestsQueue,
+      scanRequestsDlq: this.scanRequestsDlq,
+      scanJobs: this.scanJobsQueue,
+      scanJobsDlq: this.scanJobsDlq,
+      stateMachine: this.stateMachine,
+      startScan: this.startScanFunction,
+      workerService: this.workerService,
+      oldestScanJobAgeAlarmThreshold: p.oldestScanJobAgeAlarmThreshold,
+      ...(p.alarmTopic ? { alarmTopic: p.alarmTopic } : {}),
+    });
+
+    acknowledgeNagFindings(this);
+  }
+
+  /** Waiting plus in-flight scan jobs: the work the pool has, whether or not a worker holds it yet. */
+  private scanJobsBacklogMetric(): cloudwatch.MathExpression {
+    const opts = { period: Duration.minutes(1), statistic: 'Maximum' };
+    return new cloudwatch.MathExpression({
+      expression: 'visible + inFlight',
+      label: 'scan-jobs backlog',
+      period: opts.period,
+      usingMetrics: {
+        visible: this.scanJobsQueue.metricApproximateNumberOfMessagesVisible(opts),
+        inFlight: this.scanJobsQueue.metricApproximateNumberOfMessagesNotVisible(opts),
+      },
+    });
+  }
+
+  private createAccessLogsBucket(): s3.Bucket {
+    const bucket = new s3.Bucket(this, 'AccessLogsBucket', {
+      // Server access log delivery only supports SSE-S3 targets.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ id: 'ExpireAccessLogs', expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(30) }],
+    });
+    Validations.of(bucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the server access log target; logging it into itself would loop.',
+    });
+    return bucket;
+  }
+
+  private createVpc(natGateways: number): ec2.Vpc {
+    return new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'workers', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
+      ],
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+      flowLogs: {
+        rejected: { trafficType: ec2.FlowLogTrafficType.REJECT },
+      },
+    });
+  }
+}
