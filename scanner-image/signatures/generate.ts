@@ -1,0 +1,113 @@
+/**
+ * Signature databases the project generates itself, for machines that cannot reach a ClamAV mirror:
+ *
+ * - the test DB (`writeTestDatabase`): detects the EICAR test file by body, MD5 and SHA-256, and a tail
+ *   marker that tests put at the very end of large objects and archive members to prove every byte was
+ *   scanned;
+ * - a synthetic DB (`writeSyntheticDatabase`) of N never-matching signatures, deterministic, with roughly
+ *   the mix of the official one (mostly hashes, some body patterns), so benchmarks pay a realistic
+ *   matcher cost. It includes the test DB so the benchmark's objects still get their verdicts.
+ *
+ * Usage: tsx scanner-image/signatures/generate.ts <dir> [--synthetic <count>]
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The EICAR anti-virus test file, stored encoded so this source file itself is not flagged. */
+export const EICAR = Buffer.from(
+  'WDVPIVAlQEFQWzRcUFpYNTQoUF4pN0NDKTd9JEVJQ0FSLVNUQU5EQVJELUFOVElWSVJVUy1URVNULUZJTEUhJEgrSCo=',
+  'base64',
+);
+
+/** Put at the end of large test objects: a detection proves clamd read up to the last byte. */
+export const TAIL_MARKER = Buffer.from('SCANFLOW-TAIL-MARKER-2f6d1c', 'ascii');
+
+export const TEST_SIGNATURES = {
+  eicarBody: 'Scanflow.Test.EICAR-Body',
+  eicarMd5: 'Scanflow.Test.EICAR-MD5',
+  eicarSha256: 'Scanflow.Test.EICAR-SHA256',
+  tailMarker: 'Scanflow.Test.TailMarker',
+} as const;
+
+const TEST_DB_FILES = ['scanflow-test.ndb', 'scanflow-test.hdb', 'scanflow-test.hsb'] as const;
+const SIGNATURE_EXTENSIONS = /\.(cvd|cld|cud|ndb|hdb|hsb|ldb|mdb|msb|ndu|ldu|hdu|hsu|ign2|fp|sfp|pdb|wdb|yar|yara|cdb|cbc)$/;
+
+export function hasSignatures(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).some((name) => SIGNATURE_EXTENSIONS.test(name));
+}
+
+/** Writes the test DB into `dir` (created if needed). Returns the files written. */
+export function writeTestDatabase(dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const md5 = createHash('md5').update(EICAR).digest('hex');
+  const sha256 = createHash('sha256').update(EICAR).digest('hex');
+  const contents: Record<(typeof TEST_DB_FILES)[number], string> = {
+    // name:target(0 = any file):offset(* = anywhere):hex body
+    'scanflow-test.ndb': [
+      `${TEST_SIGNATURES.eicarBody}:0:*:${EICAR.toString('hex')}`,
+      `${TEST_SIGNATURES.tailMarker}:0:*:${TAIL_MARKER.toString('hex')}`,
+    ].join('\n'),
+    'scanflow-test.hdb': `${md5}:${EICAR.length}:${TEST_SIGNATURES.eicarMd5}`,
+    'scanflow-test.hsb': `${sha256}:${EICAR.length}:${TEST_SIGNATURES.eicarSha256}`,
+  };
+  return TEST_DB_FILES.map((file) => {
+    const path = join(dir, file);
+    writeFileSync(path, `${contents[file]}\n`);
+    return path;
+  });
+}
+
+/** A deterministic byte source (SHA-256 in counter mode): same count → same DB, byte for byte. */
+function* deterministicBytes(seed: string): Generator<Buffer> {
+  for (let counter = 0; ; counter += 1) {
+    yield createHash('sha256').update(`${seed}:${counter}`).digest();
+  }
+}
+
+/**
+ * Writes `count` synthetic signatures plus the test DB into `dir`: 90 % MD5 hash signatures (as in the
+ * official DB, most signatures are hashes) and 10 % 24-byte body signatures that the Aho-Corasick matcher
+ * must carry on every byte it scans. None of them can match real data by accident (random 192-bit patterns).
+ */
+export async function writeSyntheticDatabase(dir: string, count: number): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const bodyCount = Math.floor(count / 10);
+  const hashCount = count - bodyCount;
+  const bytes = deterministicBytes(`scanflow-synthetic-${count}`);
+  const next = (): Buffer => bytes.next().value as Buffer;
+
+  const writeLines = async (path: string, lines: number, line: (i: number) => string): Promise<void> => {
+    const out = createWriteStream(path);
+    for (let i = 0; i < lines; i += 1) {
+      if (!out.write(`${line(i)}\n`)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+  };
+  const hdb = join(dir, 'scanflow-synthetic.hdb');
+  const ndb = join(dir, 'scanflow-synthetic.ndb');
+  await writeLines(hdb, hashCount, (i) => {
+    const digest = next();
+    const size = 1024 + (digest.readUInt32BE(16) % (4 * 1024 * 1024));
+    return `${digest.subarray(0, 16).toString('hex')}:${size}:Scanflow.Synthetic.Hash-${i}`;
+  });
+  await writeLines(ndb, bodyCount, (i) => `Scanflow.Synthetic.Body-${i}:0:*:${next().subarray(0, 24).toString('hex')}`);
+  return [hdb, ndb, ...writeTestDatabase(dir)];
+}
+
+async function cli(argv: readonly string[]): Promise<void> {
+  const [dir, flag, countText] = argv;
+  if (!dir || (flag !== undefined && flag !== '--synthetic')) {
+    process.stderr.write('usage: tsx scanner-image/signatures/generate.ts <dir> [--synthetic <count>]\n');
+    process.exit(2);
+  }
+  const files =
+    flag === '--synthetic' ? await writeSyntheticDatabase(dir, Number(countText ?? 1_000_000)) : writeTestDatabase(dir);
+  process.stdout.write(`${files.join('\n')}\n`);
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  await cli(process.argv.slice(2));
+}
