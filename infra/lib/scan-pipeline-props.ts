@@ -7,8 +7,11 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
 
-/** ClamAV cannot scan a single stream above 2 GiB; anything larger is Unscannable `too-large` by design. */
-export const CLAMAV_MAX_OBJECT_BYTES = 2 * 1024 ** 3;
+/**
+ * ClamAV cannot scan a single stream of 2 GiB or more; anything larger is Unscannable `too-large` by design.
+ * The worker enforces the same bound on MAX_OBJECT_BYTES (scanner-image/src/config.ts CLAMAV_MAX_FILE_BYTES).
+ */
+export const CLAMAV_MAX_OBJECT_BYTES = 2_147_483_645;
 const GIB = 1024 ** 3;
 
 /** Fargate's valid CPU/memory pairs (ARM64 supports the same table). */
@@ -138,7 +141,7 @@ export interface ScanPipelineProps {
   readonly workerMemoryMiB?: number;
   /**
    * Largest object scanned (`MAX_OBJECT_BYTES`); larger ones end as Unscannable `too-large`. At most 2 GiB
-   * (ClamAV's limit for one stream).
+   * (2,147,483,645 bytes, ClamAV's limit for one stream).
    * @default 1073741824 (1 GiB)
    */
   readonly maxObjectBytes?: number;

@@ -1,0 +1,524 @@
+import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
+import { readScanObjectDefinitionTemplate, renderDefinition } from '../../statemachines/scan-object.js';
+import { TAG_KEYS } from '../../functions/commons/verdict.js';
+import {
+  asList,
+  identityStatements,
+  type PolicyStatementJson,
+  referencedId,
+  referencedIds,
+  SCANNER_DOCKERFILE_PRESENT,
+  statementsOfRole,
+  synthScanflow,
+} from './synth.js';
+
+/** The default deployment: new buckets and VPC, every ScanPipeline default. Synthesized once. */
+let template: Template;
+let ids: {
+  staging: string;
+  destination: string;
+  quarantine: string;
+  scanJobs: string;
+  scanRequests: string;
+  topic: string;
+  stateMachine: string;
+  stateMachineRole: string;
+  startScan: string;
+  startScanRole: string;
+  taskRole: string;
+};
+let substitutions: Record<string, unknown>;
+
+function only<T>(record: Record<string, T>, what: string): [string, T] {
+  const entries = Object.entries(record);
+  if (entries.length !== 1) throw new Error(`expected exactly one ${what}, found ${entries.length}`);
+  return entries[0] as [string, T];
+}
+
+function mustRef(value: unknown, what: string): string {
+  const id = referencedId(value);
+  if (!id) throw new Error(`${what} is not a reference: ${JSON.stringify(value)}`);
+  return id;
+}
+
+beforeAll(() => {
+  // The real scanner image asset when its Dockerfile is there; the asset itself has its own test below.
+  ({ template } = synthScanflow({}, { prebuiltImage: !SCANNER_DOCKERFILE_PRESENT }));
+
+  const [stateMachineId, stateMachine] = only(template.findResources('AWS::StepFunctions::StateMachine'), 'state machine');
+  const smProps = (stateMachine as { Properties: { DefinitionSubstitutions: Record<string, unknown>; RoleArn: unknown } })
+    .Properties;
+  substitutions = smProps.DefinitionSubstitutions;
+
+  const [, rule] = only(template.findResources('AWS::Events::Rule'), 'EventBridge rule');
+  const ruleProps = (rule as { Properties: { EventPattern: { detail: { bucket: { name: unknown[] } } }; Targets: Array<{ Arn: unknown }> } })
+    .Properties;
+
+  const [startScanId, startScan] = only(
+    template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    'start-scan function',
+  );
+  const [, taskDefinition] = only(template.findResources('AWS::ECS::TaskDefinition'), 'task definition');
+
+  ids = {
+    staging: mustRef(ruleProps.EventPattern.detail.bucket.name[0], 'rule bucket name'),
+    destination: mustRef(substitutions.DestinationBucket, 'DestinationBucket'),
+    quarantine: mustRef(substitutions.QuarantineBucket, 'QuarantineBucket'),
+    scanJobs: mustRef(substitutions.ScanJobsQueueUrl, 'ScanJobsQueueUrl'),
+    scanRequests: mustRef(ruleProps.Targets[0]?.Arn, 'rule target'),
+    topic: mustRef(substitutions.ResultsTopicArn, 'ResultsTopicArn'),
+    stateMachine: stateMachineId,
+    stateMachineRole: mustRef(smProps.RoleArn, 'state machine role'),
+    startScan: startScanId,
+    startScanRole: mustRef((startScan as { Properties: { Role: unknown } }).Properties.Role, 'start-scan role'),
+    taskRole: mustRef((taskDefinition as { Properties: { TaskRoleArn: unknown } }).Properties.TaskRoleArn, 'task role'),
+  };
+});
+
+const arnOf = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
+const objectsOf = (id: string) => ({ 'Fn::Join': ['', [arnOf(id), '/*']] });
+const actionsOf = (s: PolicyStatementJson) => asList(s.Action);
+
+describe('state machine', () => {
+  test('its definition is the ASL file, and every placeholder has a substitution', () => {
+    const definition = new Capture();
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', { DefinitionString: definition });
+    const fileText = readScanObjectDefinitionTemplate();
+    expect(JSON.parse(definition.asString())).toEqual(JSON.parse(fileText));
+
+    // CloudFormation resolves DefinitionSubstitutions; render with stand-ins for the deploy-time values.
+    const standIns = Object.fromEntries(Object.keys(substitutions).map((name) => [name, `resolved-${name}`]));
+    const rendered = renderDefinition(definition.asString(), standIns);
+    expect(rendered).not.toContain('${');
+    expect(Object.keys(substitutions).sort()).toEqual(['DestinationBucket', 'QuarantineBucket', 'ResultsTopicArn', 'ScanJobsQueueUrl']);
+  });
+
+  test('placeholders point at the pipeline resources', () => {
+    expect(template.findResources('AWS::SQS::Queue')[ids.scanJobs]).toBeDefined();
+    expect(template.findResources('AWS::S3::Bucket')[ids.destination]).toBeDefined();
+    expect(template.findResources('AWS::S3::Bucket')[ids.quarantine]).toBeDefined();
+    expect(template.findResources('AWS::SNS::Topic')[ids.topic]).toBeDefined();
+    expect(new Set([ids.staging, ids.destination, ids.quarantine]).size).toBe(3);
+  });
+
+  test('is Standard, logs ALL without execution data, and is traced', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: false }),
+    });
+  });
+
+  test('its role may do exactly what the ASL states do, on the pipeline resources', () => {
+    const statements = statementsOfRole(template, ids.stateMachineRole);
+    const grants = (action: string) => statements.filter((s) => s.Effect === 'Allow' && actionsOf(s).includes(action));
+    const resourcesFor = (action: string) => grants(action).flatMap((s) => asList(s.Resource));
+
+    expect(resourcesFor('sqs:SendMessage')).toEqual([arnOf(ids.scanJobs)]);
+    expect(resourcesFor('sns:Publish')).toEqual([{ Ref: ids.topic }]);
+    for (const action of ['s3:PutObjectVersionTagging', 's3:GetObjectVersion', 's3:GetObjectVersionTagging', 's3:DeleteObjectVersion']) {
+      expect(resourcesFor(action)).toEqual([objectsOf(ids.staging)]);
+    }
+    expect(resourcesFor('s3:PutObject')).toEqual([objectsOf(ids.destination), objectsOf(ids.quarantine)]);
+    expect(resourcesFor('s3:PutObjectTagging')).toEqual(
+      expect.arrayContaining([objectsOf(ids.staging), objectsOf(ids.destination), objectsOf(ids.quarantine)]),
+    );
+    expect(grants('kms:GenerateDataKey').length).toBe(1);
+  });
+});
+
+describe('IAM', () => {
+  test('no statement allows every action or every action of a service', () => {
+    for (const { statement } of identityStatements(template)) {
+      for (const action of actionsOf(statement)) {
+        expect(action).not.toBe('*');
+        expect(action).not.toMatch(/^[a-z0-9-]+:\*$/);
+      }
+    }
+  });
+
+  test('every S3 object permission is scoped to the pipeline buckets', () => {
+    const pipelineBuckets = new Set([ids.staging, ids.destination, ids.quarantine]);
+    const s3Statements = identityStatements(template).filter(
+      ({ statement }) => statement.Effect === 'Allow' && actionsOf(statement).some((a) => a.startsWith('s3:')),
+    );
+    // The only other S3 grant is CDK's notifications handler (s3:PutBucketNotification).
+    const objectStatements = s3Statements.filter(({ statement }) => actionsOf(statement).some((a) => a.includes('Object')));
+    expect(objectStatements.length).toBeGreaterThanOrEqual(5);
+    for (const { statement } of objectStatements) {
+      for (const resource of asList(statement.Resource)) {
+        expect(resource).not.toBe('*');
+        const referenced = [...referencedIds(resource)];
+        expect(referenced.length).toBe(1);
+        expect(pipelineBuckets.has(referenced[0] as string)).toBe(true);
+      }
+    }
+  });
+
+  test('a wildcard resource is only used for actions that have no resource type', () => {
+    const allowedWithStar = new Set([
+      'xray:PutTraceSegments',
+      'xray:PutTelemetryRecords',
+      'xray:GetSamplingRules',
+      'xray:GetSamplingTargets',
+      'logs:CreateLogDelivery',
+      'logs:GetLogDelivery',
+      'logs:UpdateLogDelivery',
+      'logs:DeleteLogDelivery',
+      'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy',
+      'logs:DescribeResourcePolicies',
+      'logs:DescribeLogGroups',
+      'ecr:GetAuthorizationToken',
+      'cloudwatch:PutMetricData',
+      's3:PutBucketNotification',
+    ]);
+    for (const { statement } of identityStatements(template)) {
+      if (statement.Effect !== 'Allow' || !asList(statement.Resource).includes('*')) continue;
+      for (const action of actionsOf(statement)) expect(allowedWithStar).toContain(action);
+    }
+  });
+
+  test('the worker publishes metrics only into the pipeline namespace', () => {
+    const statement = statementsOfRole(template, ids.taskRole).find((s) => actionsOf(s).includes('cloudwatch:PutMetricData'));
+    expect(statement?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'Scanflow' } });
+  });
+
+  test('the worker consumes scan-jobs, completes task tokens and reads protected objects, nothing else', () => {
+    const statements = statementsOfRole(template, ids.taskRole);
+    const actions = statements.flatMap(actionsOf).sort();
+    expect(actions).toEqual(
+      [
+        'cloudwatch:PutMetricData',
+        's3:GetObject',
+        's3:GetObjectTagging',
+        's3:GetObjectVersion',
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:ReceiveMessage',
+        'states:SendTaskFailure',
+        'states:SendTaskHeartbeat',
+        'states:SendTaskSuccess',
+      ].sort(),
+    );
+    const taskResponse = statements.find((s) => actionsOf(s).includes('states:SendTaskSuccess'));
+    expect(taskResponse?.Resource).toEqual({ Ref: ids.stateMachine });
+  });
+
+  test('start-scan reads object identity and tags and starts executions of scan-object only', () => {
+    const statements = statementsOfRole(template, ids.startScanRole);
+    const start = statements.find((s) => actionsOf(s).includes('states:StartExecution'));
+    expect(start?.Resource).toEqual({ Ref: ids.stateMachine });
+    const read = statements.find((s) => actionsOf(s).includes('s3:GetObjectVersionTagging'));
+    expect(read?.Resource).toEqual(objectsOf(ids.staging));
+    expect(statements.flatMap(actionsOf)).not.toContain('s3:PutObject');
+  });
+});
+
+describe('buckets', () => {
+  test('new buckets are versioned, encrypted, TLS-only, private and access-logged', () => {
+    for (const id of [ids.staging, ids.destination, ids.quarantine]) {
+      const bucket = template.findResources('AWS::S3::Bucket')[id] as { Properties: Record<string, unknown> };
+      expect(bucket.Properties).toMatchObject({
+        VersioningConfiguration: { Status: 'Enabled' },
+        BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LoggingConfiguration: { DestinationBucketName: expect.anything() },
+      });
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: id },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  test('only the staging bucket sends events to EventBridge', () => {
+    const withEventBridge = template.findResources('Custom::S3BucketNotifications', {
+      Properties: { NotificationConfiguration: { EventBridgeConfiguration: {} } },
+    });
+    const buckets = Object.values(withEventBridge).map((r) => (r as { Properties: { BucketName: unknown } }).Properties.BucketName);
+    expect(buckets).toEqual([{ Ref: ids.staging }]);
+  });
+
+  test.each(['staging', 'destination', 'quarantine'] as const)(
+    'the %s bucket denies scan-* tag writes and verdict removal to everyone but the state machine',
+    (which) => {
+      const exceptPipeline = { ArnNotLike: { 'aws:PrincipalArn': [arnOf(ids.stateMachineRole)] } };
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: ids[which] },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: Match.arrayWith(['s3:PutObject', 's3:PutObjectTagging', 's3:PutObjectVersionTagging']),
+              Resource: objectsOf(ids[which]),
+              Condition: { 'ForAnyValue:StringLike': { 's3:RequestObjectTagKeys': ['scan-*'] }, ...exceptPipeline },
+            }),
+            Match.objectLike({
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: Match.arrayWith(['s3:DeleteObjectTagging', 's3:DeleteObjectVersionTagging', 's3:PutObjectTagging']),
+              Resource: objectsOf(ids[which]),
+              Condition: { Null: { [`s3:ExistingObjectTag/${TAG_KEYS.result}`]: 'false' }, ...exceptPipeline },
+            }),
+          ]),
+        },
+      });
+    },
+  );
+
+  test('unscanned reads are not blocked unless opted in', () => {
+    const policies = JSON.stringify(template.findResources('AWS::S3::BucketPolicy'));
+    expect(policies).not.toContain('DenyReadsOfObjectsNotScannedClean');
+  });
+
+  test('quarantined objects are readable by the pipeline only', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: ids.quarantine },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: Match.arrayWith(['s3:GetObject', 's3:GetObjectVersion']),
+            Condition: { ArnNotLike: { 'aws:PrincipalArn': [arnOf(ids.stateMachineRole)] } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('events and queues', () => {
+  test('the rule sends Object Created events of the staging bucket to scan-requests, with a DLQ', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: { bucket: { name: [{ Ref: ids.staging }] } },
+      },
+      Targets: [Match.objectLike({ Arn: arnOf(ids.scanRequests), DeadLetterConfig: { Arn: Match.anyValue() } })],
+    });
+  });
+
+  test.each(['scanRequests', 'scanJobs'] as const)('%s has a dead-letter queue', (which) => {
+    const queue = template.findResources('AWS::SQS::Queue')[ids[which]] as { Properties: { RedrivePolicy?: { deadLetterTargetArn: unknown } } };
+    const dlqId = mustRef(queue.Properties.RedrivePolicy?.deadLetterTargetArn, 'DLQ');
+    expect(template.findResources('AWS::SQS::Queue')[dlqId]).toBeDefined();
+    expect(dlqId).not.toBe(ids[which]);
+  });
+
+  test('every queue is encrypted and refuses plain HTTP', () => {
+    const queues = template.findResources('AWS::SQS::Queue');
+    expect(Object.keys(queues).length).toBe(4);
+    for (const [id, queue] of Object.entries(queues)) {
+      expect((queue as { Properties: Record<string, unknown> }).Properties.SqsManagedSseEnabled).toBe(true);
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: Match.arrayWith([{ Ref: id }]),
+        PolicyDocument: {
+          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+        },
+      });
+    }
+  });
+
+  test('the results topic is encrypted with a rotated customer key', () => {
+    const [, topic] = only(template.findResources('AWS::SNS::Topic'), 'topic');
+    const keyId = mustRef((topic as { Properties: { KmsMasterKeyId: unknown } }).Properties.KmsMasterKeyId, 'topic key');
+    expect(template.findResources('AWS::KMS::Key', { Properties: { EnableKeyRotation: true } })[keyId]).toBeDefined();
+  });
+});
+
+describe('start-scan function', () => {
+  test('runs Node 22 on ARM64 with reserved concurrency and the start-scan configuration', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      ReservedConcurrentExecutions: 10,
+      Environment: {
+        Variables: {
+          STATE_MACHINE_ARN: { Ref: ids.stateMachine },
+          PIPELINE_BUCKETS: { 'Fn::Join': ['', [{ Ref: ids.destination }, ',', { Ref: ids.quarantine }]] },
+          EXCLUDED_KEY_PREFIXES: '',
+          EXCLUDED_KEY_SUFFIXES: '',
+          SCAN_HEARTBEAT_SECONDS: '60',
+          SCAN_BASE_TIMEOUT_SECONDS: '300',
+          SCAN_MIN_BYTES_PER_SECOND: '2097152',
+          SCAN_MAX_TIMEOUT_SECONDS: '10800',
+          COPY_SOURCE_ENCODING: 'url',
+          POWERTOOLS_SERVICE_NAME: 'start-scan',
+          POWERTOOLS_METRICS_NAMESPACE: 'Scanflow',
+        },
+      },
+    });
+  });
+
+  test('consumes scan-requests with partial batch failures', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: arnOf(ids.scanRequests),
+      FunctionName: { Ref: ids.startScan },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+});
+
+describe('worker pool', () => {
+  test('the task runs on ARM64 Fargate, sized for clamd, with the worker configuration', () => {
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['FARGATE'],
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      Cpu: '1024',
+      Memory: '4096',
+      EphemeralStorage: { SizeInGiB: 21 },
+      ContainerDefinitions: [
+        Match.objectLike({
+          StopTimeout: 120,
+          Environment: Match.arrayWith([
+            { Name: 'SCAN_JOBS_QUEUE_URL', Value: { Ref: ids.scanJobs } },
+            { Name: 'CLAMD_HOST', Value: '127.0.0.1' },
+            { Name: 'CLAMD_PORT', Value: '3310' },
+            { Name: 'WORKER_CONCURRENCY', Value: '4' },
+            { Name: 'MAX_OBJECT_BYTES', Value: '1073741824' },
+            { Name: 'HEARTBEAT_INTERVAL_SECONDS', Value: '20' },
+            { Name: 'METRICS_NAMESPACE', Value: 'Scanflow' },
+            { Name: 'METRICS_DIMENSIONS', Value: 'Pipeline=scanflow' },
+            { Name: 'SHUTDOWN_GRACE_SECONDS', Value: '110' },
+          ]),
+          LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
+        }),
+      ],
+    });
+  });
+
+  test('the service runs in private subnets without a public IP, from zero workers', () => {
+    template.hasResourceProperties('AWS::ECS::Service', {
+      LaunchType: 'FARGATE',
+      DesiredCount: 0,
+      NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }) },
+    });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 0, MaxCapacity: 10 });
+  });
+
+  test('the VPC has an S3 gateway endpoint and flow logs', () => {
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      ServiceName: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('\\.s3$')])] }),
+    });
+    template.resourceCountIs('AWS::EC2::FlowLog', 1);
+  });
+
+  test('scales on the scan-jobs backlog (waiting + in flight), to zero and up to the maximum', () => {
+    const scaleOut = new Capture();
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      PolicyType: 'StepScaling',
+      StepScalingPolicyConfiguration: {
+        AdjustmentType: 'ExactCapacity',
+        StepAdjustments: scaleOut,
+      },
+    });
+    const policies = Object.values(template.findResources('AWS::ApplicationAutoScaling::ScalingPolicy')).map(
+      (p) => (p as { Properties: { StepScalingPolicyConfiguration: { StepAdjustments: Array<{ ScalingAdjustment: number }> } } })
+        .Properties.StepScalingPolicyConfiguration.StepAdjustments,
+    );
+    const adjustments = policies.flat().map((s) => s.ScalingAdjustment);
+    expect(Math.min(...adjustments)).toBe(0);
+    expect(Math.max(...adjustments)).toBe(10);
+
+    const backlog = {
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'visible + inFlight' }),
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.scanJobs, 'QueueName'] } }] },
+          }),
+        }),
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesNotVisible', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.scanJobs, 'QueueName'] } }] },
+          }),
+        }),
+      ]),
+    };
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { ...backlog, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Threshold: 1 });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { ...backlog, ComparisonOperator: 'LessThanOrEqualToThreshold', Threshold: 0 });
+  });
+
+  (SCANNER_DOCKERFILE_PRESENT ? test : test.skip)('the image is built from scanner-image/Dockerfile for linux/arm64', () => {
+    const image = new Capture();
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', { ContainerDefinitions: [Match.objectLike({ Image: image })] });
+    expect(JSON.stringify(image.asObject())).toContain('cdk-hnb659fds-container-assets');
+  });
+});
+
+describe('monitoring', () => {
+  test('alarms on Error verdicts with the Verdict=Error dimension', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'Scanflow',
+      MetricName: 'ObjectsScanned',
+      Dimensions: Match.arrayWith([
+        { Name: 'Pipeline', Value: 'scanflow' },
+        { Name: 'Verdict', Value: 'Error' },
+      ]),
+      Statistic: 'Sum',
+      Threshold: 1,
+    });
+  });
+
+  test.each([
+    ['scan-requests DLQ depth', 'ApproximateNumberOfMessagesVisible'],
+    ['scan-jobs DLQ depth', 'ApproximateNumberOfMessagesVisible'],
+    ['oldest scan job age', 'ApproximateAgeOfOldestMessage'],
+  ])('alarms on %s', (_name, metricName) => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/SQS', MetricName: metricName });
+  });
+
+  test('alarms on DLQ depth for both dead-letter queues and on the age of scan-jobs', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => (a as { Properties: Record<string, unknown> }).Properties,
+    );
+    const queueOf = (alarm: Record<string, unknown>) =>
+      [...referencedIds(alarm.Dimensions)].filter((id) => template.findResources('AWS::SQS::Queue')[id] !== undefined);
+    const dlqAlarms = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible').flatMap(queueOf);
+    expect(dlqAlarms).not.toContain(ids.scanJobs);
+    expect(dlqAlarms).not.toContain(ids.scanRequests);
+    expect(dlqAlarms.length).toBe(2);
+    const ageAlarm = alarms.find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage');
+    expect(ageAlarm && queueOf(ageAlarm)).toEqual([ids.scanJobs]);
+    expect(ageAlarm?.Threshold).toBe(900);
+  });
+
+  test('alarms on failed executions of scan-object', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/States',
+      MetricName: 'ExecutionsFailed',
+      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: ids.stateMachine } }],
+    });
+  });
+
+  test('a dashboard shows verdicts, bytes, duration, queue depth and age, workers and executions', () => {
+    const body = new Capture();
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardBody: body });
+    const text = JSON.stringify(body.asObject());
+    for (const expected of [
+      'ObjectsScanned',
+      'BytesScanned',
+      'ScanDuration',
+      'ApproximateNumberOfMessagesVisible',
+      'ApproximateAgeOfOldestMessage',
+      'RunningTaskCount',
+      'ExecutionsFailed',
+    ]) {
+      expect(text).toContain(expected);
+    }
+  });
+});
