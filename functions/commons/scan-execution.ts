@@ -101,6 +101,7 @@ export function executionNameFor(identity: Pick<ObjectIdentity, 'bucket' | 'key'
   const lastSegment = identity.key.split('/').filter(Boolean).pop() ?? '';
   const slug = lastSegment
     .normalize('NFKD')
+    .replace(/\p{M}/gu, '') // é → e rather than e-
     .replace(/[^A-Za-z0-9_-]+/g, '-')
     .replace(/^-+|-+$/g, '')
     .slice(0, EXECUTION_NAME_MAX - HASH_CHARS - 1);

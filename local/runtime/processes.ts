@@ -25,6 +25,8 @@ export interface ManagedProcess {
   /** SIGTERM, then SIGKILL after the grace period. Resolves once the process has exited. */
   stop(graceMs?: number): Promise<void>;
   readonly exited: Promise<number | null>;
+  /** True once the process has ended, for whatever reason. */
+  hasExited(): boolean;
 }
 
 /** Starts a child process we own, logging to a file; stops only that process (by its PID). */
@@ -44,6 +46,7 @@ export function startProcess(command: string, args: readonly string[], logFile: 
     pid,
     logFile,
     exited,
+    hasExited: () => child.exitCode !== null || child.signalCode !== null,
     async stop(graceMs = 5000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

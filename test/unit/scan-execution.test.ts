@@ -90,3 +90,9 @@ describe('scanTimeoutSeconds', () => {
     expect(scanTimeoutSeconds(10_000_000, policy)).toBe(500);
   });
 });
+
+describe('executionNameFor readability', () => {
+  it('keeps accented letters readable in the slug', () => {
+    expect(executionNameFor({ ...identity, key: 'docs/résumé naïve.pdf' })).toMatch(/^resume-naive-pdf-[0-9a-f]{32}$/);
+  });
+});

@@ -49,8 +49,8 @@ describe('statemachines/scan-object.asl.json', () => {
   it('names in ErrorEquals only States.* errors, AWS service errors, or errors the worker throws', () => {
     const exported = new Set(
       Object.values(errors)
-        .filter((value): value is new (message: string) => Error => typeof value === 'function')
-        .map((ErrorClass) => new ErrorClass('probe').name),
+        .filter((value) => typeof value === 'function')
+        .map((ErrorClass) => new (ErrorClass as new (message: string) => Error)('probe').name),
     );
     const named = Object.values(definition.States).flatMap((state) =>
       [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((rule) => rule.ErrorEquals),

@@ -1,0 +1,184 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
+import { type ClamdLimits, startClamd } from './clamd.js';
+import { PROJECT_ROOT, startMoto } from './moto.js';
+import { type ManagedProcess, startProcess, waitFor } from './processes.js';
+import { type LocalClients, type LocalLayout, provisionLocalPipeline } from './provision.js';
+import { type RunningEventSource, type SqsLambdaHandler, startSqsEventSource } from './sqs-event-source.js';
+
+export const LOCAL_REGION = 'us-east-1';
+export const STATE_DIR = join(PROJECT_ROOT, '.scanflow');
+
+export interface LocalRuntimeOptions {
+  /** Worker setting: objects above this are Unscannable too-large without being downloaded. */
+  readonly maxObjectBytes: number;
+  readonly workerConcurrency?: number;
+  readonly heartbeatSeconds?: number;
+  /** clamd size limits; the samples scale them down so every path is reachable with small files. */
+  readonly clamdLimits?: ClamdLimits;
+  /** Where logs, clamd's files and local.json go. Default .scanflow/ in the project. */
+  readonly stateDir?: string;
+  readonly onLog?: (line: string) => void;
+}
+
+export interface LocalRuntime {
+  readonly layout: LocalLayout;
+  readonly clients: LocalClients;
+  readonly logDir: string;
+  readonly clamd: { readonly host: string; readonly port: number; readonly version: string };
+  readonly worker: ManagedProcess;
+  /** What a user needs to drive the pipeline by hand; also written to .scanflow/local.json. */
+  describe(): Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the whole pipeline on this machine with the real parts: moto as the AWS APIs (with the production
+ * ASL executing), clamd with the project's signature DB, the real start-scan handler behind an SQS event
+ * source, and the real worker as its own process, configured only through the environment like on AWS.
+ */
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const stateDir = options.stateDir ?? STATE_DIR;
+  const logDir = join(stateDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const log = options.onLog ?? (() => undefined);
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch {
+        // keep stopping the rest
+      }
+    }
+    stops.length = 0;
+  };
+
+  try {
+    // The SDK needs credentials; moto accepts any. Set before anything creates a client.
+    process.env.AWS_ACCESS_KEY_ID ??= 'local';
+    process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
+    process.env.AWS_REGION = LOCAL_REGION;
+
+    log('starting the local AWS APIs (moto) on 127.0.0.1');
+    const moto = await startMoto({ logDir });
+    stops.push(() => moto.stop());
+
+    log('starting clamd with the project signature database');
+    const clamd = await startClamd({
+      logDir,
+      workDir: join(stateDir, 'clamd'),
+      ...(options.clamdLimits ? { limits: options.clamdLimits } : {}),
+    });
+    stops.push(() => clamd.stop());
+
+    const clientOptions = { endpoint: moto.endpoint, region: LOCAL_REGION };
+    const clients: LocalClients = {
+      s3: createS3Client({ ...clientOptions, forcePathStyle: true }),
+      sqs: createSqsClient(clientOptions),
+      sns: createSnsClient(clientOptions),
+      sfn: createSfnClient(clientOptions),
+      events: new EventBridgeClient(clientOptions),
+    };
+    log('provisioning buckets, queues, EventBridge rule, SNS topic and the scan-object state machine');
+    const layout = await provisionLocalPipeline(clients, {
+      endpoint: moto.endpoint,
+      region: LOCAL_REGION,
+      prefix: 'scanflow-local',
+    });
+
+    const heartbeatSeconds = options.heartbeatSeconds ?? 30;
+    const awsEnv = {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+    };
+
+    log('starting the scanner worker');
+    const worker = startProcess(
+      join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'),
+      [join(PROJECT_ROOT, 'scanner-image', 'src', 'main.ts')],
+      join(logDir, 'worker.log'),
+      {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        ...awsEnv,
+        SCAN_JOBS_QUEUE_URL: layout.queues.scanJobs,
+        CLAMD_HOST: clamd.host,
+        CLAMD_PORT: String(clamd.port),
+        MAX_OBJECT_BYTES: String(options.maxObjectBytes),
+        HEARTBEAT_INTERVAL_SECONDS: String(Math.max(1, Math.floor(heartbeatSeconds / 3))),
+        ...(options.workerConcurrency ? { WORKER_CONCURRENCY: String(options.workerConcurrency) } : {}),
+        METRICS_NAMESPACE: 'Scanflow',
+        METRICS_DIMENSIONS: 'Pipeline=local',
+        SHUTDOWN_GRACE_SECONDS: '10',
+        // This machine runs Node 20; the image and Lambda run Node 22, where the SDK has nothing to warn about.
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+    );
+    stops.push(() => worker.stop(15_000));
+    // Uploading before the worker polls would only make the first results look slow.
+    await waitFor(
+      'the scanner worker to start',
+      async () => {
+        if (worker.hasExited()) throw new Error(`the worker exited at start; see ${worker.logFile}`);
+        return readFileSync(worker.logFile, 'utf8').includes('"message":"worker started"');
+      },
+      60_000,
+      200,
+    );
+
+    // start-scan reads its configuration when its module loads, as on a Lambda cold start.
+    Object.assign(process.env, {
+      ...awsEnv,
+      STATE_MACHINE_ARN: layout.stateMachineArn,
+      PIPELINE_BUCKETS: `${layout.buckets.destination},${layout.buckets.quarantine}`,
+      SCAN_HEARTBEAT_SECONDS: String(heartbeatSeconds),
+      // moto's engine sends CopySource through botocore, which URL-encodes it itself (DESIGN.md).
+      COPY_SOURCE_ENCODING: 'raw',
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+      // Lambda turns the EMF lines Powertools prints into CloudWatch metrics; nothing does that locally.
+      POWERTOOLS_METRICS_DISABLED: 'true',
+    });
+    const { handler } = (await import('../../functions/start-scan/handler.js')) as { handler: SqsLambdaHandler };
+    log('running start-scan behind an SQS event source on scan-requests');
+    const eventSource: RunningEventSource = await startSqsEventSource({
+      sqs: clients.sqs,
+      queueUrl: layout.queues.scanRequests,
+      region: LOCAL_REGION,
+      functionName: 'start-scan',
+      handler,
+      onError: (error) => log(`start-scan: ${error instanceof Error ? error.message : String(error)}`),
+    });
+    stops.push(() => eventSource.stop());
+
+    const runtime: LocalRuntime = {
+      layout,
+      clients,
+      logDir,
+      clamd: { host: clamd.host, port: clamd.port, version: clamd.version },
+      worker,
+      describe: () => ({
+        endpoint: layout.endpoint,
+        region: layout.region,
+        buckets: layout.buckets,
+        queues: layout.queues,
+        resultsTopicArn: layout.resultsTopicArn,
+        stateMachineArn: layout.stateMachineArn,
+        clamd: `${clamd.host}:${clamd.port} (${clamd.version})`,
+        logs: logDir,
+        credentials: { AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY },
+      }),
+      stop: stopAll,
+    };
+    writeFileSync(join(stateDir, 'local.json'), `${JSON.stringify(runtime.describe(), null, 2)}\n`);
+    return runtime;
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
