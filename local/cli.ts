@@ -3,7 +3,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from './runtime/pipeline.js';
 import { describePlacement, describeReason, executionNameOf, receiveResults } from './runtime/results.js';
-import { type Upload, type UploadOutcome, outcomeTable, scanThroughPipeline } from './runtime/scan-session.js';
+import { outcomeTable, scanThroughPipeline, type Upload, type UploadOutcome } from './runtime/scan-session.js';
 import { prepareSampleUploads } from './sample-uploads.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -22,7 +22,7 @@ function stopOnSignals(runtime: LocalRuntime): void {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`\n${signal}: stopping the local pipeline…\n`);
-    runtime.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    void runtime.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
@@ -77,7 +77,10 @@ function filesUnder(path: string): string[] {
   return readdirSync(path).flatMap((entry) => filesUnder(join(path, entry)));
 }
 
-async function scanUserFiles(paths: readonly string[], options: { timeout: number; maxObjectMb: number }): Promise<number> {
+async function scanUserFiles(
+  paths: readonly string[],
+  options: { timeout: number; maxObjectMb: number },
+): Promise<number> {
   const uploads: Upload[] = paths.flatMap((path) => {
     const root = resolve(path);
     const base = statSync(root).isDirectory() ? root : resolve(root, '..');

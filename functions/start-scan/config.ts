@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { ConfigurationError } from '../commons/errors.js';
-import { COPY_SOURCE_ENCODINGS, type CopySourceEncoding, DEFAULT_SCAN_TIMING, type ScanTimingPolicy } from '../commons/scan-execution.js';
+import {
+  COPY_SOURCE_ENCODINGS,
+  type CopySourceEncoding,
+  DEFAULT_SCAN_TIMING,
+  type ScanTimingPolicy,
+} from '../commons/scan-execution.js';
 
 export interface StartScanConfig {
   readonly stateMachineArn: string;

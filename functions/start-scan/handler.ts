@@ -1,7 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -14,7 +14,10 @@ import { startScan } from './start-scan.js';
 // cold start with a message naming the variable, rather than every record later.
 const config = loadStartScanConfig(process.env);
 const logger = new Logger({ serviceName: 'start-scan' });
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Scanflow', serviceName: 'start-scan' });
+const metrics = new Metrics({
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Scanflow',
+  serviceName: 'start-scan',
+});
 const s3 = createS3Client();
 const sfn = createSfnClient();
 const processor = new BatchProcessor(EventType.SQS);

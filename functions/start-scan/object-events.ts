@@ -93,7 +93,8 @@ function parseS3Records(records: readonly unknown[]): ParsedMessage {
     const eventName = optionalString(record.eventName) ?? '';
     if (!eventName.startsWith('ObjectCreated:')) continue;
     const { bucket, object } = record.s3;
-    if (!isRecord(bucket) || !isRecord(object)) throw new UnrecognisedEventError('S3 record without s3.bucket/s3.object');
+    if (!isRecord(bucket) || !isRecord(object))
+      throw new UnrecognisedEventError('S3 record without s3.bucket/s3.object');
     const name = optionalString(bucket.name);
     const rawKey = optionalString(object.key);
     if (!name || !rawKey) throw new UnrecognisedEventError('S3 record without bucket name or key');

@@ -3,7 +3,7 @@ import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@
 import { buildScanExecutionInput, executionNameFor } from '../commons/scan-execution.js';
 import type { ObjectIdentity } from '../commons/scan-job.js';
 import type { S3Tag } from '../commons/verdict.js';
-import { type StartScanConfig, exclusionReason } from './config.js';
+import { exclusionReason, type StartScanConfig } from './config.js';
 import type { AnnouncedObject } from './object-events.js';
 
 export type StartOutcome =
@@ -78,7 +78,8 @@ export async function startScan(announced: AnnouncedObject, deps: StartScanDeps)
   const identity = await pinObject(s3, announced);
   if (!identity) return { outcome: 'gone', bucket: announced.bucket, keyCandidates: announced.keyCandidates };
   const excluded = exclusionReason(identity, config);
-  if (excluded !== undefined) return { outcome: 'skipped', reason: excluded, bucket: identity.bucket, key: identity.key };
+  if (excluded !== undefined)
+    return { outcome: 'skipped', reason: excluded, bucket: identity.bucket, key: identity.key };
 
   const input = buildScanExecutionInput(identity, await readTags(s3, identity), {
     timing: config.timing,

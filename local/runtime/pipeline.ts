@@ -171,7 +171,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         stateMachineArn: layout.stateMachineArn,
         clamd: `${clamd.host}:${clamd.port} (${clamd.version})`,
         logs: logDir,
-        credentials: { AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY },
+        credentials: {
+          AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
+          AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+        },
       }),
       stop: stopAll,
     };

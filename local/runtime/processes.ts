@@ -30,7 +30,12 @@ export interface ManagedProcess {
 }
 
 /** Starts a child process we own, logging to a file; stops only that process (by its PID). */
-export function startProcess(command: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): ManagedProcess {
+export function startProcess(
+  command: string,
+  args: readonly string[],
+  logFile: string,
+  env?: NodeJS.ProcessEnv,
+): ManagedProcess {
   mkdirSync(dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
   const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
@@ -59,7 +64,12 @@ export function startProcess(command: string, args: readonly string[], logFile: 
 }
 
 /** Polls `probe` until it resolves true or the deadline passes. */
-export async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<void> {
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 100,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

@@ -1,3 +1,4 @@
+import { type EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import {
   CreateBucketCommand,
   PutBucketNotificationConfigurationCommand,
@@ -7,7 +8,6 @@ import {
 import { CreateStateMachineCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { renderScanObjectDefinition } from '../../statemachines/scan-object.js';
 
 /** Everything the local pipeline is made of, named as on AWS. Written to .scanflow/local.json. */
@@ -55,7 +55,9 @@ async function createQueue(
   }
   const created = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
   if (!created.QueueUrl) throw new Error(`queue ${name} was not created`);
-  const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: created.QueueUrl, AttributeNames: ['QueueArn'] }));
+  const attrs = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: created.QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
   const arn = attrs.Attributes?.QueueArn;
   if (!arn) throw new Error(`queue ${name} has no ARN`);
   return { url: created.QueueUrl, arn };
@@ -105,7 +107,9 @@ export async function provisionLocalPipeline(
       }),
     }),
   );
-  await events.send(new PutTargetsCommand({ Rule: ruleName, Targets: [{ Id: 'scan-requests', Arn: scanRequests.arn }] }));
+  await events.send(
+    new PutTargetsCommand({ Rule: ruleName, Targets: [{ Id: 'scan-requests', Arn: scanRequests.arn }] }),
+  );
 
   const topic = await sns.send(new CreateTopicCommand({ Name: `${p}-results` }));
   if (!topic.TopicArn) throw new Error('results topic was not created');

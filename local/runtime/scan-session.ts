@@ -1,7 +1,13 @@
 import { createReadStream, statSync } from 'node:fs';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { LocalRuntime } from './pipeline.js';
-import { type ScanNotification, describePlacement, describeReason, executionNameOf, receiveResults } from './results.js';
+import {
+  describePlacement,
+  describeReason,
+  executionNameOf,
+  receiveResults,
+  type ScanNotification,
+} from './results.js';
 import { renderTable } from './table.js';
 
 export interface Upload {
@@ -33,7 +39,12 @@ async function put(runtime: LocalRuntime, upload: Upload): Promise<void> {
   if ('path' in upload.source) {
     const size = statSync(upload.source.path).size;
     await runtime.clients.s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: upload.key, Body: createReadStream(upload.source.path), ContentLength: size }),
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: upload.key,
+        Body: createReadStream(upload.source.path),
+        ContentLength: size,
+      }),
     );
   } else {
     await runtime.clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: upload.key, Body: upload.source.body }));
@@ -60,7 +71,10 @@ export async function scanThroughPipeline(
   const deadline = Date.now() + options.timeoutMs;
   while (outcomes.size < uploads.length && Date.now() < deadline) {
     if (runtime.worker.hasExited()) throw new Error(`the scanner worker exited; see ${runtime.worker.logFile}`);
-    for (const { notification, receivedAt } of await receiveResults(runtime.clients.sqs, runtime.layout.queues.results)) {
+    for (const { notification, receivedAt } of await receiveResults(
+      runtime.clients.sqs,
+      runtime.layout.queues.results,
+    )) {
       const upload = byKey.get(notification.object.key);
       if (!upload || outcomes.has(upload.key)) continue;
       const outcome: UploadOutcome = {

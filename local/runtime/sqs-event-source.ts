@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 
-export type SqsLambdaHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined | void>;
+export type SqsLambdaHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
 
 export interface SqsEventSourceOptions {
   readonly sqs: SQSClient;
@@ -100,7 +100,10 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
       let failed: Set<string>;
       try {
         const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-        const response = await options.handler({ Records: records }, lambdaContext(options.functionName, region, deadline));
+        const response = await options.handler(
+          { Records: records },
+          lambdaContext(options.functionName, region, deadline),
+        );
         failed = new Set((response?.batchItemFailures ?? []).map((failure) => failure.itemIdentifier));
       } catch (error) {
         options.onError?.(error);

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectTaggingCommand, HeadObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime/pipeline.js';
-import { type UploadOutcome, scanThroughPipeline } from '../../local/runtime/scan-session.js';
+import { scanThroughPipeline, type UploadOutcome } from '../../local/runtime/scan-session.js';
 import { buildSamples, LOCAL_LIMITS, type Sample } from '../../local/samples.js';
 
 /**
@@ -54,11 +54,21 @@ async function exists(bucket: string, key: string): Promise<boolean> {
   }
 }
 
-const expectedArea = { Clean: 'destination', Infected: 'quarantine', Unscannable: 'staging', Error: 'staging' } as const;
+const expectedArea = {
+  Clean: 'destination',
+  Infected: 'quarantine',
+  Unscannable: 'staging',
+  Error: 'staging',
+} as const;
 
 describe('the local run, end to end', () => {
   it('gives every sample its expected verdict', () => {
-    const table = outcomes.map((o) => [o.upload.key, o.notification?.verdict, o.notification?.scan.reason, o.asExpected]);
+    const table = outcomes.map((o) => [
+      o.upload.key,
+      o.notification?.verdict,
+      o.notification?.scan.reason,
+      o.asExpected,
+    ]);
     expect(table.filter(([, , , ok]) => !ok)).toEqual([]);
     expect(outcomes).toHaveLength(samples.length);
   });
@@ -71,7 +81,10 @@ describe('the local run, end to end', () => {
       const bucket = bucketOf[area];
       expect({ key: sample.key, there: await exists(bucket, sample.key) }).toEqual({ key: sample.key, there: true });
       const tags = await tagsOf(bucket, sample.key);
-      expect({ key: sample.key, result: tags['scan-result'] }).toEqual({ key: sample.key, result: sample.expected.verdict });
+      expect({ key: sample.key, result: tags['scan-result'] }).toEqual({
+        key: sample.key,
+        result: sample.expected.verdict,
+      });
       if (area !== 'staging') expect(await exists(staging, sample.key)).toBe(false);
     }
   });

@@ -1,4 +1,3 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -7,15 +6,17 @@ import {
   PutObjectCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { ScanJob } from '../../functions/commons/scan-job.js';
+import type { S3Tag } from '../../functions/commons/verdict.js';
 import type { StartScanConfig } from '../../functions/start-scan/config.js';
 import { parseScanRequest } from '../../functions/start-scan/object-events.js';
 import { startScan } from '../../functions/start-scan/start-scan.js';
-import type { ScanJob } from '../../functions/commons/scan-job.js';
-import type { S3Tag } from '../../functions/commons/verdict.js';
-import { ReceiveMessageCommand, DeleteMessageCommand } from '@aws-sdk/client-sqs';
+import { waitFor } from '../../local/runtime/processes.js';
 import {
-  type LocalPipeline,
   executionHistory,
+  type LocalPipeline,
   listExecutionArns,
   receiveAll,
   startLocalPipeline,
@@ -23,7 +24,6 @@ import {
   waitForExecutionEnd,
 } from '../support/local-aws.js';
 import { completeWithVerdict, failWith, takeScanJob } from '../support/scripted-worker.js';
-import { waitFor } from '../../local/runtime/processes.js';
 
 /** Step Functions Standard bills per transition; the design promises at most six on every path. */
 const MAX_TRANSITIONS = 6;
@@ -94,7 +94,9 @@ async function job(started: Started): Promise<ScanJob> {
 }
 
 async function tagsOf(bucket: string, key: string, versionId?: string): Promise<S3Tag[]> {
-  const result = await pipeline.clients.s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+  const result = await pipeline.clients.s3.send(
+    new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId }),
+  );
   return (result.TagSet ?? []).map((t) => ({ Key: t.Key ?? '', Value: t.Value ?? '' }));
 }
 
@@ -162,7 +164,14 @@ describe('scan-object, the production ASL on the local engine', () => {
 
     const { status, path } = await finish(started);
     expect(status).toBe('SUCCEEDED');
-    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'PromoteObject', 'RemoveFromStaging', 'NotifyResult']);
+    expect(path).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'PromoteObject',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
     const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: started.key }));
     expect(await promoted.Body?.transformToString()).toBe('hello');
     expect(tagMap(await tagsOf(destination, started.key))).toMatchObject({
@@ -195,7 +204,14 @@ describe('scan-object, the production ASL on the local engine', () => {
 
     const { status, path } = await finish(started);
     expect(status).toBe('SUCCEEDED');
-    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'QuarantineObject', 'RemoveFromStaging', 'NotifyResult']);
+    expect(path).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'QuarantineObject',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
     const tags = await tagsOf(quarantine, started.key);
     expect(tags.filter((t) => t.Key === 'scan-result')).toEqual([{ Key: 'scan-result', Value: 'Infected' }]);
     expect(tagMap(tags)).toMatchObject({ project: 'p1', 'scan-signature': 'Eicar-Signature' });
@@ -210,7 +226,10 @@ describe('scan-object, the production ASL on the local engine', () => {
 
   it('leaves an Unscannable object blocked in staging, tagged with the reason', async () => {
     const started = await uploadAndStart('unscannable/secret.zip');
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Unscannable', reason: 'encrypted' });
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), {
+      verdict: 'Unscannable',
+      reason: 'encrypted',
+    });
 
     const { status, path } = await finish(started);
     expect(status).toBe('SUCCEEDED');
@@ -241,7 +260,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(notification.attributes.verdict).toBe('Error');
   }, 60_000);
 
-  it('retries a scan when the scanner was unavailable, and takes the next attempt\'s verdict', async () => {
+  it("retries a scan when the scanner was unavailable, and takes the next attempt's verdict", async () => {
     const started = await uploadAndStart('retry/flaky.txt');
     await failWith(pipeline.clients.sfn, await job(started), 'ScannerUnavailableError');
     // The retry sends a new job with a new task token.
@@ -273,7 +292,9 @@ describe('scan-object, the production ASL on the local engine', () => {
   it('ends as a no-op when the object version is deleted during its scan', async () => {
     const started = await uploadAndStart('gone/during-scan.txt');
     const scanJob = await job(started);
-    await pipeline.clients.s3.send(new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }));
+    await pipeline.clients.s3.send(
+      new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }),
+    );
     await failWith(pipeline.clients.sfn, scanJob, 'ObjectNotFoundError');
 
     const { status, path } = await finish(started);
@@ -285,7 +306,9 @@ describe('scan-object, the production ASL on the local engine', () => {
   it('ends as a no-op when the version is deleted after the scan but before tagging', async () => {
     const started = await uploadAndStart('gone/after-scan.txt');
     const scanJob = await job(started);
-    await pipeline.clients.s3.send(new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }));
+    await pipeline.clients.s3.send(
+      new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }),
+    );
     await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
 
     const { status, path } = await finish(started);
@@ -302,7 +325,9 @@ describe('scan-object, the production ASL on the local engine', () => {
     // While the execution runs, StartExecution with the same name and input is idempotent (it succeeds).
     const outcomes = [];
     for (let i = 0; i < 3; i++) outcomes.push(await startScan(announced, deps));
-    const names = new Set(outcomes.map((o) => (o.outcome === 'started' || o.outcome === 'duplicate' ? o.executionName : '')));
+    const names = new Set(
+      outcomes.map((o) => (o.outcome === 'started' || o.outcome === 'duplicate' ? o.executionName : '')),
+    );
     expect(names.size).toBe(1);
     const [name] = [...names];
     const matching = (await listExecutionArns(pipeline.clients, pipeline.layout.stateMachineArn)).filter((arn) =>
@@ -311,7 +336,10 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(matching).toHaveLength(1);
     const started = { executionArn: matching[0] ?? '', key, versionId: '' };
     // Unscannable keeps the object in staging, so a late redelivery still finds the same version.
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Unscannable', reason: 'encrypted' });
+    await completeWithVerdict(pipeline.clients.sfn, await job(started), {
+      verdict: 'Unscannable',
+      reason: 'encrypted',
+    });
     await finish(started);
 
     // After the execution ended the name stays taken: ExecutionAlreadyExists, reported as a duplicate.
@@ -323,7 +351,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(afterLate).toHaveLength(1);
   }, 60_000);
 
-  it('ends as Error tag-limit, in staging with the owner\'s ten tags intact, when no tag is left for the verdict', async () => {
+  it("ends as Error tag-limit, in staging with the owner's ten tags intact, when no tag is left for the verdict", async () => {
     const tenTags = Array.from({ length: 10 }, (_, i) => ({ Key: `t${i}`, Value: `v${i}` }));
     const started = await uploadAndStart('tags/full.txt', 'full', tenTags);
     await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
@@ -345,48 +373,59 @@ describe('scan-object, the production ASL on the local engine', () => {
     'plus+sign/a+b=c.txt',
     'percent/100% sure %41.txt',
     'unicode/naïve résumé — 履歴書.txt',
-  ])('carries the key %j from the S3 event to the destination unchanged', async (key) => {
-    await upload(key, `body of ${key}`);
-    // The real event path: S3 → EventBridge → scan-requests, parsed as start-scan parses it.
-    let announcedKeys: readonly string[] = [];
-    await waitFor(
-      `the scan request for ${key}`,
-      async () => {
-        const received = await pipeline.clients.sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: pipeline.layout.queues.scanRequests, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
-        );
-        for (const message of received.Messages ?? []) {
-          await pipeline.clients.sqs.send(
-            new DeleteMessageCommand({ QueueUrl: pipeline.layout.queues.scanRequests, ReceiptHandle: message.ReceiptHandle }),
+  ])(
+    'carries the key %j from the S3 event to the destination unchanged',
+    async (key) => {
+      await upload(key, `body of ${key}`);
+      // The real event path: S3 → EventBridge → scan-requests, parsed as start-scan parses it.
+      let announcedKeys: readonly string[] = [];
+      await waitFor(
+        `the scan request for ${key}`,
+        async () => {
+          const received = await pipeline.clients.sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: pipeline.layout.queues.scanRequests,
+              MaxNumberOfMessages: 10,
+              WaitTimeSeconds: 1,
+            }),
           );
-          const parsed = parseScanRequest(message.Body ?? '');
-          if (parsed.kind !== 'objects') continue;
-          const mine = parsed.objects.find((o) => o.keyCandidates.includes(key));
-          if (mine) announcedKeys = mine.keyCandidates;
-        }
-        return announcedKeys.length > 0;
-      },
-      15_000,
-    );
-    const outcome = await startScan(
-      { bucket: staging, keyCandidates: announcedKeys },
-      { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config },
-    );
-    if (outcome.outcome !== 'started') throw new Error(`expected started, got ${outcome.outcome}`);
-    expect(outcome.identity.key).toBe(key);
-    const started = {
-      executionArn: `${pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:')}:${outcome.executionName}`,
-      key,
-      versionId: outcome.identity.versionId ?? '',
-    };
-    const scanJob = await job(started);
-    expect(scanJob.object.key).toBe(key);
-    await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
-    const { status } = await finish(started);
-    expect(status).toBe('SUCCEEDED');
-    const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: key }));
-    expect(await promoted.Body?.transformToString()).toBe(`body of ${key}`);
-  }, 60_000);
+          for (const message of received.Messages ?? []) {
+            await pipeline.clients.sqs.send(
+              new DeleteMessageCommand({
+                QueueUrl: pipeline.layout.queues.scanRequests,
+                ReceiptHandle: message.ReceiptHandle,
+              }),
+            );
+            const parsed = parseScanRequest(message.Body ?? '');
+            if (parsed.kind !== 'objects') continue;
+            const mine = parsed.objects.find((o) => o.keyCandidates.includes(key));
+            if (mine) announcedKeys = mine.keyCandidates;
+          }
+          return announcedKeys.length > 0;
+        },
+        15_000,
+      );
+      const outcome = await startScan(
+        { bucket: staging, keyCandidates: announcedKeys },
+        { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config },
+      );
+      if (outcome.outcome !== 'started') throw new Error(`expected started, got ${outcome.outcome}`);
+      expect(outcome.identity.key).toBe(key);
+      const started = {
+        executionArn: `${pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:')}:${outcome.executionName}`,
+        key,
+        versionId: outcome.identity.versionId ?? '',
+      };
+      const scanJob = await job(started);
+      expect(scanJob.object.key).toBe(key);
+      await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+      const { status } = await finish(started);
+      expect(status).toBe('SUCCEEDED');
+      const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: key }));
+      expect(await promoted.Body?.transformToString()).toBe(`body of ${key}`);
+    },
+    60_000,
+  );
 
   it('skips excluded keys without starting an execution', async () => {
     await upload('ignored/file.txt', 'x');

@@ -12,8 +12,8 @@ import {
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
-import { type LocalClients, type LocalLayout, provisionLocalPipeline } from '../../local/runtime/provision.js';
 import { waitFor } from '../../local/runtime/processes.js';
+import { type LocalClients, type LocalLayout, provisionLocalPipeline } from '../../local/runtime/provision.js';
 
 export const REGION = 'us-east-1';
 

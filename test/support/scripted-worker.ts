@@ -1,7 +1,7 @@
-import { type SFNClient, SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
+import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type ScanJob, type ScanResult, scanJobSchema } from '../../functions/commons/scan-job.js';
-import { type Verdict, reasonOf, signatureOf, verdictTags } from '../../functions/commons/verdict.js';
+import { reasonOf, signatureOf, type Verdict, verdictTags } from '../../functions/commons/verdict.js';
 
 /**
  * Stands in for the scanner in state machine tests: it takes a real job off the real scan-jobs queue and
@@ -48,7 +48,10 @@ export function scanResultFor(verdict: Verdict, bytesScanned = 0): ScanResult {
 
 export async function completeWithVerdict(sfn: SFNClient, job: ScanJob, verdict: Verdict): Promise<void> {
   await sfn.send(
-    new SendTaskSuccessCommand({ taskToken: job.taskToken, output: JSON.stringify(scanResultFor(verdict, job.object.size)) }),
+    new SendTaskSuccessCommand({
+      taskToken: job.taskToken,
+      output: JSON.stringify(scanResultFor(verdict, job.object.size)),
+    }),
   );
 }
 

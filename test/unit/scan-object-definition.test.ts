@@ -43,6 +43,7 @@ describe('statemachines/scan-object.asl.json', () => {
   });
 
   it('refuses to render a definition with a placeholder it has no value for', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an ASL placeholder, not a template literal
     expect(() => renderDefinition('{"a":"${Missing}"}', {})).toThrow(/Missing/);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { UnrecognisedEventError, formUrlDecode, parseScanRequest } from '../../functions/start-scan/object-events.js';
+import { formUrlDecode, parseScanRequest, UnrecognisedEventError } from '../../functions/start-scan/object-events.js';
 
 function eventBridge(key: string, detailType = 'Object Created'): string {
   return JSON.stringify({
@@ -28,7 +28,9 @@ describe('parseScanRequest', () => {
   it('reads an EventBridge Object Created event, trying the key as sent and form-decoded', () => {
     expect(parseScanRequest(eventBridge('a+b%20c.txt'))).toEqual({
       kind: 'objects',
-      objects: [{ bucket: 'staging', keyCandidates: ['a+b%20c.txt', 'a b c.txt'], versionId: 'v1', etag: 'abc', size: 12 }],
+      objects: [
+        { bucket: 'staging', keyCandidates: ['a+b%20c.txt', 'a b c.txt'], versionId: 'v1', etag: 'abc', size: 12 },
+      ],
     });
   });
 

@@ -1,6 +1,6 @@
-import { beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { GetObjectTaggingCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { ScanExecutionInput } from '../../functions/commons/scan-execution.js';
@@ -70,7 +70,13 @@ describe('start-scan handler', () => {
     const calls = sfn.commandCalls(StartExecutionCommand);
     expect(calls).toHaveLength(1);
     const input = JSON.parse(calls[0]?.args[0].input.input ?? '{}') as ScanExecutionInput;
-    expect(input.object).toMatchObject({ bucket: 'staging', key: 'docs/a.pdf', versionId: 'v1', etag: '"e1"', size: 42 });
+    expect(input.object).toMatchObject({
+      bucket: 'staging',
+      key: 'docs/a.pdf',
+      versionId: 'v1',
+      etag: '"e1"',
+      size: 42,
+    });
     expect(input.object.tags).toEqual([{ Key: 'owner', Value: 'me' }]);
     expect(calls[0]?.args[0].input.name).toMatch(/^a-pdf-[0-9a-f]{32}$/);
     expect(s3.commandCalls(HeadObjectCommand)[0]?.args[0].input).toMatchObject({ VersionId: 'v1' });
