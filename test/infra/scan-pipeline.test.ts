@@ -1,6 +1,6 @@
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
-import { readScanObjectDefinitionTemplate, renderDefinition } from '../../statemachines/scan-object.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
+import { readScanObjectDefinitionTemplate, renderDefinition } from '../../statemachines/scan-object.js';
 import {
   asList,
   identityStatements,
@@ -45,14 +45,21 @@ beforeAll(() => {
   // The real scanner image asset when its Dockerfile is there; the asset itself has its own test below.
   ({ template } = synthScanflow({}, { prebuiltImage: !SCANNER_DOCKERFILE_PRESENT }));
 
-  const [stateMachineId, stateMachine] = only(template.findResources('AWS::StepFunctions::StateMachine'), 'state machine');
-  const smProps = (stateMachine as { Properties: { DefinitionSubstitutions: Record<string, unknown>; RoleArn: unknown } })
-    .Properties;
+  const [stateMachineId, stateMachine] = only(
+    template.findResources('AWS::StepFunctions::StateMachine'),
+    'state machine',
+  );
+  const smProps = (
+    stateMachine as { Properties: { DefinitionSubstitutions: Record<string, unknown>; RoleArn: unknown } }
+  ).Properties;
   substitutions = smProps.DefinitionSubstitutions;
 
   const [, rule] = only(template.findResources('AWS::Events::Rule'), 'EventBridge rule');
-  const ruleProps = (rule as { Properties: { EventPattern: { detail: { bucket: { name: unknown[] } } }; Targets: Array<{ Arn: unknown }> } })
-    .Properties;
+  const ruleProps = (
+    rule as {
+      Properties: { EventPattern: { detail: { bucket: { name: unknown[] } } }; Targets: Array<{ Arn: unknown }> };
+    }
+  ).Properties;
 
   const [startScanId, startScan] = only(
     template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
@@ -90,7 +97,12 @@ describe('state machine', () => {
     const standIns = Object.fromEntries(Object.keys(substitutions).map((name) => [name, `resolved-${name}`]));
     const rendered = renderDefinition(definition.asString(), standIns);
     expect(rendered).not.toContain('${');
-    expect(Object.keys(substitutions).sort()).toEqual(['DestinationBucket', 'QuarantineBucket', 'ResultsTopicArn', 'ScanJobsQueueUrl']);
+    expect(Object.keys(substitutions).sort()).toEqual([
+      'DestinationBucket',
+      'QuarantineBucket',
+      'ResultsTopicArn',
+      'ScanJobsQueueUrl',
+    ]);
   });
 
   test('placeholders point at the pipeline resources', () => {
@@ -116,7 +128,12 @@ describe('state machine', () => {
 
     expect(resourcesFor('sqs:SendMessage')).toEqual([arnOf(ids.scanJobs)]);
     expect(resourcesFor('sns:Publish')).toEqual([{ Ref: ids.topic }]);
-    for (const action of ['s3:PutObjectVersionTagging', 's3:GetObjectVersion', 's3:GetObjectVersionTagging', 's3:DeleteObjectVersion']) {
+    for (const action of [
+      's3:PutObjectVersionTagging',
+      's3:GetObjectVersion',
+      's3:GetObjectVersionTagging',
+      's3:DeleteObjectVersion',
+    ]) {
       expect(resourcesFor(action)).toEqual([objectsOf(ids.staging)]);
     }
     expect(resourcesFor('s3:PutObject')).toEqual([objectsOf(ids.destination), objectsOf(ids.quarantine)]);
@@ -143,7 +160,9 @@ describe('IAM', () => {
       ({ statement }) => statement.Effect === 'Allow' && actionsOf(statement).some((a) => a.startsWith('s3:')),
     );
     // The only other S3 grant is CDK's notifications handler (s3:PutBucketNotification).
-    const objectStatements = s3Statements.filter(({ statement }) => actionsOf(statement).some((a) => a.includes('Object')));
+    const objectStatements = s3Statements.filter(({ statement }) =>
+      actionsOf(statement).some((a) => a.includes('Object')),
+    );
     expect(objectStatements.length).toBeGreaterThanOrEqual(5);
     for (const { statement } of objectStatements) {
       for (const resource of asList(statement.Resource)) {
@@ -180,7 +199,9 @@ describe('IAM', () => {
   });
 
   test('the worker publishes metrics only into the pipeline namespace', () => {
-    const statement = statementsOfRole(template, ids.taskRole).find((s) => actionsOf(s).includes('cloudwatch:PutMetricData'));
+    const statement = statementsOfRole(template, ids.taskRole).find((s) =>
+      actionsOf(s).includes('cloudwatch:PutMetricData'),
+    );
     expect(statement?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'Scanflow' } });
   });
 
@@ -221,7 +242,9 @@ describe('buckets', () => {
       const bucket = template.findResources('AWS::S3::Bucket')[id] as { Properties: Record<string, unknown> };
       expect(bucket.Properties).toMatchObject({
         VersioningConfiguration: { Status: 'Enabled' },
-        BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
         PublicAccessBlockConfiguration: {
           BlockPublicAcls: true,
           BlockPublicPolicy: true,
@@ -245,7 +268,9 @@ describe('buckets', () => {
     const withEventBridge = template.findResources('Custom::S3BucketNotifications', {
       Properties: { NotificationConfiguration: { EventBridgeConfiguration: {} } },
     });
-    const buckets = Object.values(withEventBridge).map((r) => (r as { Properties: { BucketName: unknown } }).Properties.BucketName);
+    const buckets = Object.values(withEventBridge).map(
+      (r) => (r as { Properties: { BucketName: unknown } }).Properties.BucketName,
+    );
     expect(buckets).toEqual([{ Ref: ids.staging }]);
   });
 
@@ -267,7 +292,11 @@ describe('buckets', () => {
             Match.objectLike({
               Effect: 'Deny',
               Principal: { AWS: '*' },
-              Action: Match.arrayWith(['s3:DeleteObjectTagging', 's3:DeleteObjectVersionTagging', 's3:PutObjectTagging']),
+              Action: Match.arrayWith([
+                's3:DeleteObjectTagging',
+                's3:DeleteObjectVersionTagging',
+                's3:PutObjectTagging',
+              ]),
               Resource: objectsOf(ids[which]),
               Condition: { Null: { [`s3:ExistingObjectTag/${TAG_KEYS.result}`]: 'false' }, ...exceptPipeline },
             }),
@@ -311,7 +340,9 @@ describe('events and queues', () => {
   });
 
   test.each(['scanRequests', 'scanJobs'] as const)('%s has a dead-letter queue', (which) => {
-    const queue = template.findResources('AWS::SQS::Queue')[ids[which]] as { Properties: { RedrivePolicy?: { deadLetterTargetArn: unknown } } };
+    const queue = template.findResources('AWS::SQS::Queue')[ids[which]] as {
+      Properties: { RedrivePolicy?: { deadLetterTargetArn: unknown } };
+    };
     const dlqId = mustRef(queue.Properties.RedrivePolicy?.deadLetterTargetArn, 'DLQ');
     expect(template.findResources('AWS::SQS::Queue')[dlqId]).toBeDefined();
     expect(dlqId).not.toBe(ids[which]);
@@ -325,7 +356,9 @@ describe('events and queues', () => {
       template.hasResourceProperties('AWS::SQS::QueuePolicy', {
         Queues: Match.arrayWith([{ Ref: id }]),
         PolicyDocument: {
-          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
         },
       });
     }
@@ -333,7 +366,10 @@ describe('events and queues', () => {
 
   test('the results topic is encrypted with a rotated customer key', () => {
     const [, topic] = only(template.findResources('AWS::SNS::Topic'), 'topic');
-    const keyId = mustRef((topic as { Properties: { KmsMasterKeyId: unknown } }).Properties.KmsMasterKeyId, 'topic key');
+    const keyId = mustRef(
+      (topic as { Properties: { KmsMasterKeyId: unknown } }).Properties.KmsMasterKeyId,
+      'topic key',
+    );
     expect(template.findResources('AWS::KMS::Key', { Properties: { EnableKeyRotation: true } })[keyId]).toBeDefined();
   });
 });
@@ -427,8 +463,12 @@ describe('worker pool', () => {
       },
     });
     const policies = Object.values(template.findResources('AWS::ApplicationAutoScaling::ScalingPolicy')).map(
-      (p) => (p as { Properties: { StepScalingPolicyConfiguration: { StepAdjustments: Array<{ ScalingAdjustment: number }> } } })
-        .Properties.StepScalingPolicyConfiguration.StepAdjustments,
+      (p) =>
+        (
+          p as {
+            Properties: { StepScalingPolicyConfiguration: { StepAdjustments: Array<{ ScalingAdjustment: number }> } };
+          }
+        ).Properties.StepScalingPolicyConfiguration.StepAdjustments,
     );
     const adjustments = policies.flat().map((s) => s.ScalingAdjustment);
     expect(Math.min(...adjustments)).toBe(0);
@@ -439,25 +479,46 @@ describe('worker pool', () => {
         Match.objectLike({ Expression: 'visible + inFlight' }),
         Match.objectLike({
           MetricStat: Match.objectLike({
-            Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.scanJobs, 'QueueName'] } }] },
+            Metric: {
+              Namespace: 'AWS/SQS',
+              MetricName: 'ApproximateNumberOfMessagesVisible',
+              Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.scanJobs, 'QueueName'] } }],
+            },
           }),
         }),
         Match.objectLike({
           MetricStat: Match.objectLike({
-            Metric: { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesNotVisible', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.scanJobs, 'QueueName'] } }] },
+            Metric: {
+              Namespace: 'AWS/SQS',
+              MetricName: 'ApproximateNumberOfMessagesNotVisible',
+              Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.scanJobs, 'QueueName'] } }],
+            },
           }),
         }),
       ]),
     };
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', { ...backlog, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Threshold: 1 });
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', { ...backlog, ComparisonOperator: 'LessThanOrEqualToThreshold', Threshold: 0 });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      ...backlog,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 1,
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      ...backlog,
+      ComparisonOperator: 'LessThanOrEqualToThreshold',
+      Threshold: 0,
+    });
   });
 
-  (SCANNER_DOCKERFILE_PRESENT ? test : test.skip)('the image is built from scanner-image/Dockerfile for linux/arm64', () => {
-    const image = new Capture();
-    template.hasResourceProperties('AWS::ECS::TaskDefinition', { ContainerDefinitions: [Match.objectLike({ Image: image })] });
-    expect(JSON.stringify(image.asObject())).toContain('cdk-hnb659fds-container-assets');
-  });
+  (SCANNER_DOCKERFILE_PRESENT ? test : test.skip)(
+    'the image is built from scanner-image/Dockerfile for linux/arm64',
+    () => {
+      const image = new Capture();
+      template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        ContainerDefinitions: [Match.objectLike({ Image: image })],
+      });
+      expect(JSON.stringify(image.asObject())).toContain('cdk-hnb659fds-container-assets');
+    },
+  );
 });
 
 describe('monitoring', () => {

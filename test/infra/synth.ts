@@ -61,13 +61,16 @@ export function asList<T>(value: T | T[] | undefined): T[] {
 export function identityStatements(template: Template): Array<{ policy: string; statement: PolicyStatementJson }> {
   const out: Array<{ policy: string; statement: PolicyStatementJson }> = [];
   for (const [id, resource] of Object.entries(template.findResources('AWS::IAM::Policy'))) {
-    const doc = (resource as { Properties: { PolicyDocument: { Statement: PolicyStatementJson[] } } }).Properties.PolicyDocument;
+    const doc = (resource as { Properties: { PolicyDocument: { Statement: PolicyStatementJson[] } } }).Properties
+      .PolicyDocument;
     for (const statement of doc.Statement) out.push({ policy: id, statement });
   }
   for (const [id, resource] of Object.entries(template.findResources('AWS::IAM::Role'))) {
-    const policies = (resource as { Properties: { Policies?: Array<{ PolicyDocument: { Statement: PolicyStatementJson[] } }> } })
-      .Properties.Policies;
-    for (const policy of policies ?? []) for (const statement of policy.PolicyDocument.Statement) out.push({ policy: id, statement });
+    const policies = (
+      resource as { Properties: { Policies?: Array<{ PolicyDocument: { Statement: PolicyStatementJson[] } }> } }
+    ).Properties.Policies;
+    for (const policy of policies ?? [])
+      for (const statement of policy.PolicyDocument.Statement) out.push({ policy: id, statement });
   }
   return out;
 }
@@ -76,7 +79,8 @@ export function identityStatements(template: Template): Array<{ policy: string; 
 export function statementsOfRole(template: Template, roleId: string): PolicyStatementJson[] {
   const out: PolicyStatementJson[] = [];
   for (const resource of Object.values(template.findResources('AWS::IAM::Policy'))) {
-    const props = (resource as { Properties: { Roles: Json[]; PolicyDocument: { Statement: PolicyStatementJson[] } } }).Properties;
+    const props = (resource as { Properties: { Roles: Json[]; PolicyDocument: { Statement: PolicyStatementJson[] } } })
+      .Properties;
     if (props.Roles.some((r) => r.Ref === roleId)) out.push(...props.PolicyDocument.Statement);
   }
   return out;

@@ -1,0 +1,163 @@
+import { Duration } from 'aws-cdk-lib';
+import { readScanflowConfig, unknownScanflowContextKeys } from '../../infra/lib/config.js';
+import {
+  CLAMAV_MAX_OBJECT_BYTES,
+  defaultEphemeralStorageGiB,
+  resolveScanPipelineProps,
+  SCAN_PIPELINE_DEFAULTS,
+  ScanPipelinePropsError,
+} from '../../infra/lib/scan-pipeline-props.js';
+import { workerScalingSteps } from '../../infra/lib/worker-scaling.js';
+import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
+
+function problemsOf(action: () => unknown): readonly string[] {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof ScanPipelinePropsError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ScanPipelinePropsError');
+}
+
+describe('ScanPipeline props', () => {
+  test('defaults match the start-scan and worker defaults', () => {
+    const p = resolveScanPipelineProps();
+    expect(p.scanHeartbeatSeconds).toBe(DEFAULT_SCAN_TIMING.heartbeatSeconds);
+    expect(p.scanBaseTimeoutSeconds).toBe(DEFAULT_SCAN_TIMING.baseTimeoutSeconds);
+    expect(p.scanMinBytesPerSecond).toBe(DEFAULT_SCAN_TIMING.minBytesPerSecond);
+    expect(p.scanMaxTimeoutSeconds).toBe(DEFAULT_SCAN_TIMING.maxTimeoutSeconds);
+    expect(p.workerHeartbeatIntervalSeconds * 3).toBeLessThanOrEqual(p.scanHeartbeatSeconds);
+    expect(p.metricsNamespace).toBe('Scanflow');
+    expect(p.minWorkers).toBe(0);
+    expect(p.workerEphemeralStorageGiB).toBe(21);
+  });
+
+  test('one error lists every invalid prop', () => {
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({
+        pipelineName: '1 bad name',
+        minWorkers: 5,
+        maxWorkers: 2,
+        workerCpu: 1024,
+        workerMemoryMiB: 512,
+        maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES + 1,
+        workerHeartbeatIntervalSeconds: 30,
+        existingProtectedBucketNames: ['Not_A_Bucket', 'same'],
+        existingDestinationBucketName: 'same',
+        excludedKeyPrefixes: [''],
+        quarantineExpiration: Duration.hours(1),
+        metricsNamespace: 'AWS/S3',
+      }),
+    );
+    const expected = [
+      /pipelineName/,
+      /minWorkers \(5\) must not exceed maxWorkers \(2\)/,
+      /workerMemoryMiB 512 is not valid with workerCpu 1024/,
+      /maxObjectBytes/,
+      /workerHeartbeatIntervalSeconds \(30\) must be at most a third of scanHeartbeatSeconds \(60\)/,
+      /existingProtectedBucketNames\[0\] is not a valid S3 bucket name/,
+      /existingDestinationBucketName 'same' is also a protected bucket/,
+      /excludedKeyPrefixes\[0\] is empty/,
+      /quarantineExpiration must be at least one day/,
+      /metricsNamespace/,
+    ];
+    for (const pattern of expected) expect(problems.some((p) => pattern.test(p))).toBe(true);
+    expect(problems.length).toBeGreaterThanOrEqual(expected.length);
+  });
+
+  test('the error message names every problem on its own line', () => {
+    const error = (() => {
+      try {
+        resolveScanPipelineProps({ minWorkers: -1, startScanBatchSize: 0 });
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    expect(error?.name).toBe('ScanPipelinePropsError');
+    expect(error?.message).toMatch(/^Invalid ScanPipeline configuration:\n {2}- minWorkers.*\n {2}- startScanBatchSize/);
+  });
+
+  test('ephemeral storage grows with the largest object and concurrency, within Fargate limits', () => {
+    expect(defaultEphemeralStorageGiB(1024 ** 3, 4)).toBe(21);
+    expect(defaultEphemeralStorageGiB(2 * 1024 ** 3, 8)).toBe(37);
+    expect(defaultEphemeralStorageGiB(CLAMAV_MAX_OBJECT_BYTES, 64)).toBe(200);
+  });
+});
+
+describe('worker scaling steps', () => {
+  test('one worker per `workerConcurrency` jobs, the minimum when idle', () => {
+    expect(workerScalingSteps(0, 3, 4)).toEqual([
+      { upper: 0, change: 0 },
+      { lower: 1, change: 1 },
+      { lower: 5, change: 2 },
+      { lower: 9, change: 3 },
+    ]);
+  });
+
+  test('large pools are spread over at most 12 capacities and reach the maximum', () => {
+    const steps = workerScalingSteps(2, 100, 4);
+    expect(steps.length).toBeLessThanOrEqual(13);
+    expect(steps.at(-1)?.change).toBe(100);
+    expect(steps.every((s) => s.change >= 2)).toBe(true);
+  });
+});
+
+describe('app configuration from context', () => {
+  const fromContext = (context: Record<string, unknown>) => readScanflowConfig((key) => context[key]);
+
+  test('command-line strings become typed props', () => {
+    const config = fromContext({
+      minWorkers: '1',
+      maxWorkers: '20',
+      blockUnscannedReads: 'true',
+      existingProtectedBucketNames: 'partner-uploads, sftp-landing',
+      quarantineExpirationDays: '30',
+      account: '123456789012',
+      region: 'eu-west-1',
+      availabilityZones: { 'eu-west-1': ['eu-west-1a', 'eu-west-1b'] },
+    });
+    expect(config.pipeline).toMatchObject({
+      minWorkers: 1,
+      maxWorkers: 20,
+      blockUnscannedReads: true,
+      existingProtectedBucketNames: ['partner-uploads', 'sftp-landing'],
+    });
+    expect(config.pipeline.quarantineExpiration?.toDays()).toBe(30);
+    expect(config.availabilityZones).toEqual(['eu-west-1a', 'eu-west-1b']);
+    expect(config.stackName).toBe('Scanflow');
+  });
+
+  test('cdk.json values keep their JSON types', () => {
+    const config = fromContext({ minWorkers: 0, excludedKeyPrefixes: ['tmp/'], blockUnscannedReads: false });
+    expect(config.pipeline).toMatchObject({ minWorkers: 0, excludedKeyPrefixes: ['tmp/'], blockUnscannedReads: false });
+  });
+
+  test('type errors and prop errors arrive together in one error', () => {
+    const problems = problemsOf(() =>
+      fromContext({ maxWorkers: 'ten', blockUnscannedReads: 'yes', account: '123', minWorkers: '5', workerCpu: '1000' }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/maxWorkers must be a number/),
+        expect.stringMatching(/blockUnscannedReads must be true or false/),
+        expect.stringMatching(/account must be 12 digits/),
+        expect.stringMatching(/account and region must be given together/),
+        expect.stringMatching(/workerCpu must be one of/),
+      ]),
+    );
+  });
+
+  test('unknown keys are reported; feature flags and CDK keys are not', () => {
+    expect(
+      unknownScanflowContextKeys(['maxWorker', 'maxWorkers', '@aws-cdk/core:checkSecretUsage', 'aws:cdk:bundling-stacks']),
+    ).toEqual(['maxWorker']);
+  });
+
+  test('defaults leave every prop to the construct', () => {
+    const config = fromContext({});
+    expect(config.pipeline).toEqual({});
+    expect(SCAN_PIPELINE_DEFAULTS.pipelineName).toBe('scanflow');
+  });
+});
