@@ -83,7 +83,7 @@ async function scanUserFiles(
 ): Promise<number> {
   const uploads: Upload[] = paths.flatMap((path) => {
     const root = resolve(path);
-    const base = statSync(root).isDirectory() ? root : resolve(root, '..');
+    const base = resolve(root, '..');
     return filesUnder(root).map((file) => ({
       key: `uploads/${relative(base, file) || basename(file)}`,
       source: { path: file },
