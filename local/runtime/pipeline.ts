@@ -1,11 +1,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
 import { type ClamdLimits, startClamd } from './clamd.js';
 import { PROJECT_ROOT, startMoto } from './moto.js';
 import { type ManagedProcess, startProcess, waitFor } from './processes.js';
-import { type LocalClients, type LocalLayout, provisionLocalPipeline } from './provision.js';
+import { createLocalClients, type LocalClients, type LocalLayout, provisionLocalPipeline } from './provision.js';
 import { type RunningEventSource, type SqsLambdaHandler, startSqsEventSource } from './sqs-event-source.js';
 
 export const LOCAL_REGION = 'us-east-1';
@@ -74,14 +72,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     });
     stops.push(() => clamd.stop());
 
-    const clientOptions = { endpoint: moto.endpoint, region: LOCAL_REGION };
-    const clients: LocalClients = {
-      s3: createS3Client({ ...clientOptions, forcePathStyle: true }),
-      sqs: createSqsClient(clientOptions),
-      sns: createSnsClient(clientOptions),
-      sfn: createSfnClient(clientOptions),
-      events: new EventBridgeClient(clientOptions),
-    };
+    const clients = createLocalClients(moto.endpoint, LOCAL_REGION);
     log('provisioning buckets, queues, EventBridge rule, SNS topic and the scan-object state machine');
     const layout = await provisionLocalPipeline(clients, {
       endpoint: moto.endpoint,

@@ -1,4 +1,4 @@
-import { type EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import {
   CreateBucketCommand,
   PutBucketNotificationConfigurationCommand,
@@ -8,6 +8,7 @@ import {
 import { CreateStateMachineCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
 import { renderScanObjectDefinition } from '../../statemachines/scan-object.js';
 
 /** Everything the local pipeline is made of, named as on AWS. Written to .scanflow/local.json. */
@@ -32,6 +33,18 @@ export interface LocalClients {
   readonly sns: SNSClient;
   readonly sfn: SFNClient;
   readonly events: EventBridgeClient;
+}
+
+/** Clients for the local AWS; S3 path-style because bucket subdomains of 127.0.0.1 do not resolve. */
+export function createLocalClients(endpoint: string, region: string): LocalClients {
+  const options = { endpoint, region };
+  return {
+    s3: createS3Client({ ...options, forcePathStyle: true }),
+    sqs: createSqsClient(options),
+    sns: createSnsClient(options),
+    sfn: createSfnClient(options),
+    events: new EventBridgeClient(options),
+  };
 }
 
 export const LOCAL_ROLE_ARN = 'arn:aws:iam::123456789012:role/scanflow-local';

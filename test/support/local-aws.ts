@@ -1,7 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import {
   DescribeExecutionCommand,
   type DescribeExecutionCommandOutput,
@@ -10,10 +9,14 @@ import {
   ListExecutionsCommand,
 } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
-import { type LocalClients, type LocalLayout, provisionLocalPipeline } from '../../local/runtime/provision.js';
+import {
+  createLocalClients,
+  type LocalClients,
+  type LocalLayout,
+  provisionLocalPipeline,
+} from '../../local/runtime/provision.js';
 
 export const REGION = 'us-east-1';
 
@@ -22,17 +25,6 @@ export function useLocalCredentials(): void {
   process.env.AWS_ACCESS_KEY_ID ??= 'test';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
   process.env.AWS_REGION ??= REGION;
-}
-
-export function localClients(endpoint: string): LocalClients {
-  const options = { endpoint, region: REGION };
-  return {
-    s3: createS3Client({ ...options, forcePathStyle: true }),
-    sqs: createSqsClient(options),
-    sns: createSnsClient(options),
-    sfn: createSfnClient(options),
-    events: new EventBridgeClient(options),
-  };
 }
 
 export interface LocalPipeline {
@@ -50,7 +42,7 @@ export async function startLocalPipeline(options: { scanJobsVisibilitySeconds?: 
   useLocalCredentials();
   const logDir = mkdtempSync(join(tmpdir(), 'scanflow-test-'));
   const moto = await startMoto({ logDir });
-  const clients = localClients(moto.endpoint);
+  const clients = createLocalClients(moto.endpoint, REGION);
   prefixCounter += 1;
   const layout = await provisionLocalPipeline(clients, {
     endpoint: moto.endpoint,
