@@ -3,7 +3,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { resolveScanPipelineProps, ScanPipelinePropsError, type ScanPipelineProps } from './scan-pipeline-props.js';
+import { resolveScanPipelineProps, type ScanPipelineProps, ScanPipelinePropsError } from './scan-pipeline-props.js';
 
 /**
  * The app's configuration, read from CDK context (`cdk.json` "context" or `-c name=value`). Values from the
@@ -95,7 +95,11 @@ export function readScanflowConfig(read: ContextReader): ScanflowAppConfig {
   const list = (key: ContextKey): string[] | undefined => {
     const v = read(key);
     if (v === undefined || v === null || v === '') return undefined;
-    if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    if (typeof v === 'string')
+      return v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
     if (Array.isArray(v) && v.every((s): s is string => typeof s === 'string')) return v;
     problems.push(`context ${key} must be a comma-separated string or a list of strings (got ${JSON.stringify(v)})`);
     return undefined;
@@ -148,8 +152,10 @@ export function readScanflowConfig(read: ContextReader): ScanflowAppConfig {
     oldestScanJobAgeAlarmThreshold: ageMinutes === undefined ? undefined : Duration.minutes(ageMinutes),
   });
   const account = str('account');
-  if (account !== undefined && !/^\d{12}$/.test(account)) problems.push(`context account must be 12 digits (got '${account}')`);
-  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) problems.push(`context region is not a region name (got '${region}')`);
+  if (account !== undefined && !/^\d{12}$/.test(account))
+    problems.push(`context account must be 12 digits (got '${account}')`);
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region))
+    problems.push(`context region is not a region name (got '${region}')`);
   if ((account === undefined) !== (region === undefined)) {
     problems.push('context account and region must be given together (or neither, for an environment-agnostic stack)');
   }
@@ -163,10 +169,16 @@ export function readScanflowConfig(read: ContextReader): ScanflowAppConfig {
     alarmTopicArn: str('alarmTopicArn'),
     accessLogsBucketName: str('accessLogsBucketName'),
   });
-  if (config.bucketEncryptionKeyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/.test(config.bucketEncryptionKeyArn)) {
+  if (
+    config.bucketEncryptionKeyArn !== undefined &&
+    !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/.test(config.bucketEncryptionKeyArn)
+  ) {
     problems.push(`context bucketEncryptionKeyArn must be a KMS key ARN (got '${config.bucketEncryptionKeyArn}')`);
   }
-  if (config.alarmTopicArn !== undefined && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(config.alarmTopicArn)) {
+  if (
+    config.alarmTopicArn !== undefined &&
+    !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(config.alarmTopicArn)
+  ) {
     problems.push(`context alarmTopicArn must be an SNS topic ARN (got '${config.alarmTopicArn}')`);
   }
   try {
@@ -180,7 +192,10 @@ export function readScanflowConfig(read: ContextReader): ScanflowAppConfig {
 }
 
 /** Context keys that look like scanflow settings but are not: almost always a typo. */
-export function unknownScanflowContextKeys(keys: readonly string[], known: readonly string[] = Object.keys(CONTEXT_KEYS)): string[] {
+export function unknownScanflowContextKeys(
+  keys: readonly string[],
+  known: readonly string[] = Object.keys(CONTEXT_KEYS),
+): string[] {
   return keys.filter((k) => !k.includes(':') && !k.startsWith('@') && !k.startsWith('aws-cdk') && !known.includes(k));
 }
 

@@ -87,7 +87,10 @@ export class ScanMonitoring extends Construct {
     );
     alarm(
       'ScanRequestsDlqDepth',
-      props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: 'Maximum',
+      }),
       1,
       'Scan requests (S3 events) that start-scan could not turn into executions: these objects were never scanned.',
     );
@@ -173,14 +176,20 @@ export class ScanMonitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'Dead-letter queues',
         left: [
-          props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({ label: 'scan-requests DLQ', statistic: 'Maximum' }),
+          props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({
+            label: 'scan-requests DLQ',
+            statistic: 'Maximum',
+          }),
           props.scanJobsDlq.metricApproximateNumberOfMessagesVisible({ label: 'scan-jobs DLQ', statistic: 'Maximum' }),
         ],
         width: 8,
       }),
       new cloudwatch.GraphWidget({
         title: 'start-scan',
-        left: [props.startScan.metricInvocations({ statistic: 'Sum' }), props.startScan.metricErrors({ statistic: 'Sum' })],
+        left: [
+          props.startScan.metricInvocations({ statistic: 'Sum' }),
+          props.startScan.metricErrors({ statistic: 'Sum' }),
+        ],
         right: [props.startScan.metricThrottles({ statistic: 'Sum' })],
         width: 8,
       }),

@@ -13,7 +13,8 @@ const BUCKET_NOTIFICATIONS_HANDLER_ID = 'BucketNotificationsHandler050a0587b7544
 
 export function acknowledgeNagFindings(pipeline: ScanPipeline): void {
   const stack = Stack.of(pipeline);
-  const objectFindings = (arns: readonly string[]) => arns.map((arn) => `Resource::${flattenCfnReference(stack.resolve(arn))}`);
+  const objectFindings = (arns: readonly string[]) =>
+    arns.map((arn) => `Resource::${flattenCfnReference(stack.resolve(arn))}`);
   const protectedObjects = objectFindings(pipeline.protectedBuckets.map((b) => b.arnForObjects('*')));
   const placementObjects = objectFindings([
     pipeline.destinationBucket.arnForObjects('*'),

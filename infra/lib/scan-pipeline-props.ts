@@ -394,7 +394,9 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
     problems.push('quarantineExpiration must be at least one day');
   }
   if (p.quarantineExpiration !== undefined && p.existingQuarantineBucketName !== undefined) {
-    problems.push('quarantineExpiration applies to a new quarantine bucket only; set a lifecycle rule on the imported one');
+    problems.push(
+      'quarantineExpiration applies to a new quarantine bucket only; set a lifecycle rule on the imported one',
+    );
   }
 
   for (const [prop, values] of [
@@ -403,7 +405,8 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   ] as const) {
     values.forEach((value, i) => {
       if (value.length === 0) problems.push(`${prop}[${i}] is empty: it would exclude every key`);
-      if (value.includes(',')) problems.push(`${prop}[${i}] contains ',' which the start-scan list format cannot carry`);
+      if (value.includes(','))
+        problems.push(`${prop}[${i}] contains ',' which the start-scan list format cannot carry`);
     });
   }
 
@@ -424,7 +427,9 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
     );
   }
   if (p.workerMemoryMiB < 3072) {
-    problems.push(`workerMemoryMiB must be at least 3072: clamd's full signature DB does not fit in less (got ${p.workerMemoryMiB})`);
+    problems.push(
+      `workerMemoryMiB must be at least 3072: clamd's full signature DB does not fit in less (got ${p.workerMemoryMiB})`,
+    );
   }
   integerIn(problems, 'maxObjectBytes', p.maxObjectBytes, 1, CLAMAV_MAX_OBJECT_BYTES);
   integerIn(problems, 'workerEphemeralStorageGiB', p.workerEphemeralStorageGiB, 21, 200);

@@ -22,7 +22,11 @@ import { Construct } from 'constructs';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
 import { ScanMonitoring } from './monitoring.js';
 import { acknowledgeNagFindings } from './nag-acknowledgements.js';
-import { type ResolvedScanPipelineProps, resolveScanPipelineProps, type ScanPipelineProps } from './scan-pipeline-props.js';
+import {
+  type ResolvedScanPipelineProps,
+  resolveScanPipelineProps,
+  type ScanPipelineProps,
+} from './scan-pipeline-props.js';
 import { blockUnscannedReadsStatement, quarantineReadStatement, tagProtectionStatements } from './tag-protection.js';
 import { workerScalingSteps } from './worker-scaling.js';
 
@@ -454,7 +458,7 @@ export class ScanPipeline extends Construct {
     this.workerService = new ecs.FargateService(this, 'WorkerService', {
       cluster: this.cluster,
       taskDefinition,
-      desiredCount: p.minWorkers,
+      // No desiredCount: autoscaling owns it, and a template value would reset the pool on every deploy.
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       assignPublicIp: false,
@@ -476,7 +480,8 @@ export class ScanPipeline extends Construct {
     const tagWriters = [stateMachineRole.roleArn];
     const pipelineReaders = [stateMachineRole.roleArn, startScanRole.roleArn, taskRole.roleArn];
     for (const bucket of createdBuckets) {
-      for (const statement of tagProtectionStatements(bucket.bucketArn, tagWriters)) bucket.addToResourcePolicy(statement);
+      for (const statement of tagProtectionStatements(bucket.bucketArn, tagWriters))
+        bucket.addToResourcePolicy(statement);
     }
     if (p.blockUnscannedReads) {
       for (const bucket of createdBuckets.filter((b) => this.protectedBuckets.includes(b))) {
@@ -551,7 +556,9 @@ export class ScanPipeline extends Construct {
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
       removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [{ id: 'ExpireAccessLogs', expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(30) }],
+      lifecycleRules: [
+        { id: 'ExpireAccessLogs', expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(30) },
+      ],
     });
     Validations.of(bucket).acknowledge({
       id: 'AwsSolutions-S1',

@@ -29,8 +29,7 @@ export class ScanflowStack extends Stack {
     const pipelineProps = typeof props.pipeline === 'function' ? props.pipeline(this) : props.pipeline;
     this.pipeline = new ScanPipeline(this, 'Pipeline', pipelineProps);
 
-    const out = (name: string, value: string, description: string) =>
-      new CfnOutput(this, name, { value, description });
+    const out = (name: string, value: string, description: string) => new CfnOutput(this, name, { value, description });
     this.pipeline.protectedBuckets.forEach((bucket, i) =>
       out(`ProtectedBucket${i}`, bucket.bucketName, 'Upload here: every new object is scanned'),
     );

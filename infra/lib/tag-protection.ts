@@ -56,7 +56,10 @@ export function tagProtectionStatements(bucketArn: string, tagWriterArns: readon
  * Opt-in `blockUnscannedReads`: only objects tagged `scan-result=Clean` may be read, except by the pipeline
  * roles that must read an object to scan and move it. A missing tag counts as "not Clean".
  */
-export function blockUnscannedReadsStatement(bucketArn: string, pipelineReaderArns: readonly string[]): iam.PolicyStatement {
+export function blockUnscannedReadsStatement(
+  bucketArn: string,
+  pipelineReaderArns: readonly string[],
+): iam.PolicyStatement {
   return new iam.PolicyStatement({
     sid: 'DenyReadsOfObjectsNotScannedClean',
     effect: iam.Effect.DENY,

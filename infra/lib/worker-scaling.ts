@@ -14,7 +14,8 @@ export function workerScalingSteps(minWorkers: number, maxWorkers: number, jobsP
   if (maxWorkers <= MAX_CAPACITY_STEPS) {
     for (let c = 1; c <= maxWorkers; c++) capacities.add(c);
   } else {
-    for (let i = 1; i <= MAX_CAPACITY_STEPS; i++) capacities.add(Math.max(1, Math.round((i * maxWorkers) / MAX_CAPACITY_STEPS)));
+    for (let i = 1; i <= MAX_CAPACITY_STEPS; i++)
+      capacities.add(Math.max(1, Math.round((i * maxWorkers) / MAX_CAPACITY_STEPS)));
   }
   const steps: ScalingInterval[] = [{ upper: 0, change: minWorkers }];
   for (const capacity of [...capacities].sort((a, b) => a - b)) {
