@@ -30,9 +30,9 @@ export class ScanflowStack extends Stack {
     this.pipeline = new ScanPipeline(this, 'Pipeline', pipelineProps);
 
     const out = (name: string, value: string, description: string) => new CfnOutput(this, name, { value, description });
-    this.pipeline.protectedBuckets.forEach((bucket, i) =>
-      out(`ProtectedBucket${i}`, bucket.bucketName, 'Upload here: every new object is scanned'),
-    );
+    for (const [i, bucket] of this.pipeline.protectedBuckets.entries()) {
+      out(`ProtectedBucket${i}`, bucket.bucketName, 'Upload here: every new object is scanned');
+    }
     out('DestinationBucketName', this.pipeline.destinationBucket.bucketName, 'Clean objects are promoted here');
     out('QuarantineBucketName', this.pipeline.quarantineBucket.bucketName, 'Infected objects are moved here');
     out('ResultsTopicArn', this.pipeline.resultsTopic.topicArn, 'One message per scanned object');

@@ -28,7 +28,9 @@ beforeAll(() => {
   ));
 });
 
-const objectsOfBucket = (name: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${name}/*`]] });
+const objectsOfBucket = (name: string) => ({
+  'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${name}/*`]],
+});
 
 test('EventBridge is turned on for each imported protected bucket by the unmanaged notifications resource', () => {
   for (const bucket of ['partner-uploads', 'sftp-landing']) {
@@ -47,14 +49,19 @@ test('no bucket is created and no bucket policy replaces the owners’ policies'
   // Only the access-log bucket is new.
   expect(buckets.length).toBe(1);
   const policies = Object.values(template.findResources('AWS::S3::BucketPolicy'));
-  for (const policy of policies) expect(JSON.stringify(policy)).not.toMatch(/partner-uploads|sftp-landing|clean-files|quarantined-files/);
+  for (const policy of policies)
+    expect(JSON.stringify(policy)).not.toMatch(/partner-uploads|sftp-landing|clean-files|quarantined-files/);
 });
 
 test('the tag-protection and read-blocking statements are published for the owners to merge', () => {
   const outputs = template.findOutputs('*', { Description: Match.stringLikeRegexp('imported buckets') });
   expect(Object.keys(outputs).length).toBe(1);
   const text = JSON.stringify(Object.values(outputs)[0]);
-  for (const expected of ['DenyScanTagWritesExceptPipeline', 'DenyVerdictTagRemovalExceptPipeline', 'DenyReadsOfObjectsNotScannedClean']) {
+  for (const expected of [
+    'DenyScanTagWritesExceptPipeline',
+    'DenyVerdictTagRemovalExceptPipeline',
+    'DenyReadsOfObjectsNotScannedClean',
+  ]) {
     expect(text).toContain(expected);
   }
   expect(text).toContain('partner-uploads');
@@ -105,7 +112,11 @@ test('S3 permissions name the imported buckets, and KMS use is limited to the gi
   const kmsOnKey = identityStatements(template)
     .map((s) => s.statement)
     .filter((s) => asList(s.Action).some((a) => a.startsWith('kms:')) && asList(s.Resource).includes(KEY_ARN));
-  expect(kmsOnKey.flatMap((s) => asList(s.Action)).sort()).toEqual(['kms:Decrypt', 'kms:Decrypt', 'kms:GenerateDataKey']);
+  expect(kmsOnKey.flatMap((s) => asList(s.Action)).sort()).toEqual([
+    'kms:Decrypt',
+    'kms:Decrypt',
+    'kms:GenerateDataKey',
+  ]);
 });
 
 test('alarms notify the given topic', () => {
@@ -121,8 +132,11 @@ test('scaling steps spread up to 40 workers, never below the minimum of 1', () =
   template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 1, MaxCapacity: 40 });
   const adjustments = Object.values(template.findResources('AWS::ApplicationAutoScaling::ScalingPolicy')).flatMap(
     (p) =>
-      (p as { Properties: { StepScalingPolicyConfiguration: { StepAdjustments: Array<{ ScalingAdjustment: number }> } } }).Properties
-        .StepScalingPolicyConfiguration.StepAdjustments,
+      (
+        p as {
+          Properties: { StepScalingPolicyConfiguration: { StepAdjustments: Array<{ ScalingAdjustment: number }> } };
+        }
+      ).Properties.StepScalingPolicyConfiguration.StepAdjustments,
   );
   const capacities = adjustments.map((s) => s.ScalingAdjustment);
   expect(Math.min(...capacities)).toBe(1);

@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
 import { readScanflowConfig, unknownScanflowContextKeys } from '../../infra/lib/config.js';
 import {
   CLAMAV_MAX_OBJECT_BYTES,
@@ -8,7 +9,6 @@ import {
   ScanPipelinePropsError,
 } from '../../infra/lib/scan-pipeline-props.js';
 import { workerScalingSteps } from '../../infra/lib/worker-scaling.js';
-import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
 
 function problemsOf(action: () => unknown): readonly string[] {
   try {
@@ -76,7 +76,9 @@ describe('ScanPipeline props', () => {
       return undefined;
     })();
     expect(error?.name).toBe('ScanPipelinePropsError');
-    expect(error?.message).toMatch(/^Invalid ScanPipeline configuration:\n {2}- minWorkers.*\n {2}- startScanBatchSize/);
+    expect(error?.message).toMatch(
+      /^Invalid ScanPipeline configuration:\n {2}- minWorkers.*\n {2}- startScanBatchSize/,
+    );
   });
 
   test('ephemeral storage grows with the largest object and concurrency, within Fargate limits', () => {
@@ -136,7 +138,13 @@ describe('app configuration from context', () => {
 
   test('type errors and prop errors arrive together in one error', () => {
     const problems = problemsOf(() =>
-      fromContext({ maxWorkers: 'ten', blockUnscannedReads: 'yes', account: '123', minWorkers: '5', workerCpu: '1000' }),
+      fromContext({
+        maxWorkers: 'ten',
+        blockUnscannedReads: 'yes',
+        account: '123',
+        minWorkers: '5',
+        workerCpu: '1000',
+      }),
     );
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -151,7 +159,12 @@ describe('app configuration from context', () => {
 
   test('unknown keys are reported; feature flags and CDK keys are not', () => {
     expect(
-      unknownScanflowContextKeys(['maxWorker', 'maxWorkers', '@aws-cdk/core:checkSecretUsage', 'aws:cdk:bundling-stacks']),
+      unknownScanflowContextKeys([
+        'maxWorker',
+        'maxWorkers',
+        '@aws-cdk/core:checkSecretUsage',
+        'aws:cdk:bundling-stacks',
+      ]),
     ).toEqual(['maxWorker']);
   });
 
