@@ -43,7 +43,7 @@ export interface ScanPipelineProps {
    * Buckets to protect (scan every new object of), imported by name. EventBridge notifications are turned on
    * for them by a custom resource that keeps their existing notification configuration.
    * Their bucket policy is not changed by this stack (CloudFormation can only replace a policy, not merge
-   * one): the tag-protection statements are published as the `ImportedBucketPolicyStatements` output.
+   * one): the tag-protection statements are published as `ImportedBucketPolicy<n>` outputs.
    * @default - one new staging bucket is created and protected
    */
   readonly existingProtectedBucketNames?: readonly string[];

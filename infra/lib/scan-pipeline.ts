@@ -498,19 +498,22 @@ export class ScanPipeline extends Construct {
     if (importedBuckets.length > 0) {
       // CloudFormation can only replace a bucket policy, which would drop the owner's statements; publish
       // ours for the owner to merge instead.
-      const statements = importedBuckets.flatMap((bucket) => [
-        ...tagProtectionStatements(bucket.bucketArn, tagWriters),
-        ...(p.blockUnscannedReads && this.protectedBuckets.includes(bucket)
-          ? [blockUnscannedReadsStatement(bucket.bucketArn, pipelineReaders)]
-          : []),
-      ]);
-      new CfnOutput(this, 'ImportedBucketPolicyStatements', {
-        description: 'Add these statements to the policies of the imported buckets to protect the verdict tags',
-        value: stack.toJsonString(statements.map((s) => s.toStatementJson())),
+      // One output per bucket: CloudFormation output values are limited to 4 KB.
+      importedBuckets.forEach((bucket, i) => {
+        const statements = [
+          ...tagProtectionStatements(bucket.bucketArn, tagWriters),
+          ...(p.blockUnscannedReads && this.protectedBuckets.includes(bucket)
+            ? [blockUnscannedReadsStatement(bucket.bucketArn, pipelineReaders)]
+            : []),
+        ];
+        new CfnOutput(this, `ImportedBucketPolicy${i}`, {
+          description: `Merge these statements into the policy of imported bucket ${bucket.bucketName} to protect the verdict tags`,
+          value: stack.toJsonString(statements.map((s) => s.toStatementJson())),
+        });
       });
       Annotations.of(this).addWarningV2(
         'scanflow:importedBucketPolicy',
-        `Imported buckets keep their own policy: merge the ImportedBucketPolicyStatements output into it (${importedBuckets.length} bucket(s)).`,
+        `Imported buckets keep their own policy: merge the ImportedBucketPolicy<n> outputs into them (${importedBuckets.length} bucket(s)).`,
       );
     }
 

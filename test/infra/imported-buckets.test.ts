@@ -53,19 +53,26 @@ test('no bucket is created and no bucket policy replaces the owners’ policies'
     expect(JSON.stringify(policy)).not.toMatch(/partner-uploads|sftp-landing|clean-files|quarantined-files/);
 });
 
-test('the tag-protection and read-blocking statements are published for the owners to merge', () => {
-  const outputs = template.findOutputs('*', { Description: Match.stringLikeRegexp('imported buckets') });
-  expect(Object.keys(outputs).length).toBe(1);
-  const text = JSON.stringify(Object.values(outputs)[0]);
-  for (const expected of [
-    'DenyScanTagWritesExceptPipeline',
-    'DenyVerdictTagRemovalExceptPipeline',
-    'DenyReadsOfObjectsNotScannedClean',
-  ]) {
-    expect(text).toContain(expected);
+test('the tag-protection and read-blocking statements are published, one output per bucket, for the owners to merge', () => {
+  const outputs = template.findOutputs('*', { Description: Match.stringLikeRegexp('imported bucket') });
+  const byBucket = new Map(
+    Object.values(outputs).map((o) => [
+      /imported bucket (\S+)/.exec(String(o.Description))?.[1],
+      JSON.stringify(o.Value),
+    ]),
+  );
+  expect([...byBucket.keys()].sort()).toEqual(['clean-files', 'partner-uploads', 'quarantined-files', 'sftp-landing']);
+  for (const [bucket, text] of byBucket) {
+    expect(text).toContain(`${bucket}/*`);
+    expect(text).toContain('DenyScanTagWritesExceptPipeline');
+    expect(text).toContain('DenyVerdictTagRemovalExceptPipeline');
+    // Reads are blocked in the protected buckets only.
+    expect(text.includes('DenyReadsOfObjectsNotScannedClean')).toBe(
+      bucket === 'partner-uploads' || bucket === 'sftp-landing',
+    );
+    // CloudFormation limits an output value to 4,096 characters.
+    expect(text.length).toBeLessThan(4096);
   }
-  expect(text).toContain('partner-uploads');
-  expect(text).toContain('quarantined-files');
 });
 
 test('the rule matches both buckets and leaves out excluded prefixes', () => {
