@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ClamdLimits, startClamd } from './clamd.js';
 import { PROJECT_ROOT, startMoto } from './moto.js';
-import { type ManagedProcess, startProcess, waitFor } from './processes.js';
+import { GiveUpWaiting, type ManagedProcess, startProcess, waitFor } from './processes.js';
 import { createLocalClients, type LocalClients, type LocalLayout, provisionLocalPipeline } from './provision.js';
 import { type RunningEventSource, type SqsLambdaHandler, startSqsEventSource } from './sqs-event-source.js';
 
@@ -116,7 +116,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     await waitFor(
       'the scanner worker to start',
       async () => {
-        if (worker.hasExited()) throw new Error(`the worker exited at start; see ${worker.logFile}`);
+        if (worker.hasExited()) throw new GiveUpWaiting(`the worker exited at start; see ${worker.logFile}`);
         return readFileSync(worker.logFile, 'utf8').includes('"message":"worker started"');
       },
       60_000,

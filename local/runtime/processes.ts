@@ -63,7 +63,15 @@ export function startProcess(
   };
 }
 
-/** Polls `probe` until it resolves true or the deadline passes. */
+/** Thrown by a probe when waiting longer cannot help (the process it waits for has died). */
+export class GiveUpWaiting extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GiveUpWaiting';
+  }
+}
+
+/** Polls `probe` until it resolves true, it throws GiveUpWaiting, or the deadline passes. */
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
@@ -76,6 +84,7 @@ export async function waitFor(
     try {
       if (await probe()) return;
     } catch (error) {
+      if (error instanceof GiveUpWaiting) throw error;
       lastError = error;
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
