@@ -37,7 +37,9 @@ export interface ExpectedVerdict {
   readonly signature?: string;
 }
 
-export type SampleBody = { readonly kind: 'bytes'; readonly bytes: Buffer } | { readonly kind: 'file'; readonly path: string; readonly size: number };
+export type SampleBody =
+  | { readonly kind: 'bytes'; readonly bytes: Buffer }
+  | { readonly kind: 'file'; readonly path: string; readonly size: number };
 
 export interface Sample {
   readonly key: string;
@@ -46,7 +48,10 @@ export interface Sample {
   readonly expected: ExpectedVerdict;
 }
 
-export async function zip(entries: ReadonlyArray<{ name: string; data: Buffer | string }>, password?: string): Promise<Buffer> {
+export async function zip(
+  entries: ReadonlyArray<{ name: string; data: Buffer | string }>,
+  password?: string,
+): Promise<Buffer> {
   const writer = new ZipWriter(new Uint8ArrayWriter(), password ? { password, encryptionStrength: 3 } : { level: 9 });
   for (const entry of entries) {
     const reader = typeof entry.data === 'string' ? new TextReader(entry.data) : new Uint8ArrayReader(entry.data);
@@ -58,7 +63,8 @@ export async function zip(entries: ReadonlyArray<{ name: string; data: Buffer | 
 /** `depth` zips, each holding the next; the innermost holds `content`. */
 export async function nestedZip(depth: number, content: { name: string; data: Buffer | string }): Promise<Buffer> {
   let current = await zip([content]);
-  for (let level = depth - 1; level >= 1; level -= 1) current = await zip([{ name: `level-${level + 1}.zip`, data: current }]);
+  for (let level = depth - 1; level >= 1; level -= 1)
+    current = await zip([{ name: `level-${level + 1}.zip`, data: current }]);
   return current;
 }
 

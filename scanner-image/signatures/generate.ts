@@ -32,7 +32,8 @@ export const TEST_SIGNATURES = {
 } as const;
 
 const TEST_DB_FILES = ['scanflow-test.ndb', 'scanflow-test.hdb', 'scanflow-test.hsb'] as const;
-const SIGNATURE_EXTENSIONS = /\.(cvd|cld|cud|ndb|hdb|hsb|ldb|mdb|msb|ndu|ldu|hdu|hsu|ign2|fp|sfp|pdb|wdb|yar|yara|cdb|cbc)$/;
+const SIGNATURE_EXTENSIONS =
+  /\.(cvd|cld|cud|ndb|hdb|hsb|ldb|mdb|msb|ndu|ldu|hdu|hsu|ign2|fp|sfp|pdb|wdb|yar|yara|cdb|cbc)$/;
 
 export function hasSignatures(dir: string): boolean {
   return existsSync(dir) && readdirSync(dir).some((name) => SIGNATURE_EXTENSIONS.test(name));

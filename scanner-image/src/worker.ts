@@ -1,0 +1,431 @@
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
+  SendTaskSuccessCommand,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import {
+  createCloudWatchClient,
+  createS3Client,
+  createSfnClient,
+  createSqsClient,
+} from '../../functions/commons/clients.js';
+import { InvalidScanJobError, ScannerUnavailableError, TASK_FAILURE_ERRORS } from '../../functions/commons/errors.js';
+import {
+  type ScanJob,
+  type ScanResult,
+  scanJobSchema,
+  scanResultSchema,
+  taskTokenOf,
+} from '../../functions/commons/scan-job.js';
+import { reasonOf, signatureOf, type Verdict, type VerdictName, verdictTags } from '../../functions/commons/verdict.js';
+import { type ClamdScanner, createClamdScanner } from './clamd-client.js';
+import { type ClamdVersion, parseClamdVersion } from './clamd-reply.js';
+import type { WorkerConfig } from './config.js';
+import { jsonLogger, type Logger } from './log.js';
+import { createMetricsRecorder, type MetricsRecorder } from './metrics.js';
+import { scanObject } from './scan-object.js';
+
+export interface WorkerDeps {
+  readonly s3?: S3Client;
+  readonly sqs?: SQSClient;
+  readonly sfn?: SFNClient;
+  readonly cloudWatch?: CloudWatchClient;
+  readonly scanner?: ClamdScanner;
+  readonly log?: Logger;
+}
+
+/** Knobs that are not operator configuration; tests shorten them. */
+export interface WorkerTuning {
+  /** SQS long-poll wait. */
+  readonly pollWaitSeconds: number;
+  /** Download+scan tries when clamd is unreachable or answers ERROR. */
+  readonly scanAttempts: number;
+  readonly scanBackoffMs: number;
+  /** SendTaskSuccess/Failure tries on throttling or network errors. */
+  readonly completeAttempts: number;
+  readonly metricsFlushIntervalMs: number;
+  /** How long clamd's VERSION reply is reused (freshclam updates it a few times a day). */
+  readonly versionTtlMs: number;
+  /** How long to wait for clamd to answer PING at start (it may still be loading signatures). */
+  readonly clamdStartTimeoutMs: number;
+}
+
+export const DEFAULT_TUNING: WorkerTuning = {
+  pollWaitSeconds: 20,
+  scanAttempts: 3,
+  scanBackoffMs: 1000,
+  completeAttempts: 4,
+  metricsFlushIntervalMs: 60_000,
+  versionTtlMs: 60_000,
+  clamdStartTimeoutMs: 120_000,
+};
+
+export interface RunningWorker {
+  /** Stops polling, lets in-flight jobs finish within the shutdown grace, then resolves. Idempotent. */
+  stop(): Promise<void>;
+  /** Jobs being worked on now. */
+  inFlight(): number;
+}
+
+/** Completion errors that mean the token can never be completed: the job is over, its message is garbage. */
+const DEAD_TOKEN_ERRORS = new Set(['TaskTimedOut', 'InvalidToken', 'TaskDoesNotExist']);
+/** Heartbeat errors that mean the task was closed. InvalidToken is not one: the local engine answers it for
+ * a task without HeartbeatSeconds, and for a token it has not registered yet. */
+const CLOSED_TASK_ERRORS = new Set(['TaskTimedOut', 'TaskDoesNotExist']);
+
+type Completion = 'completed' | 'dead-token' | 'failed';
+
+/**
+ * Starts the scan loop: long-poll scan-jobs, run up to `concurrency` jobs, complete each task token, then
+ * delete its message. Resolves once clamd answers and polling has begun.
+ */
+export async function startWorker(
+  config: WorkerConfig,
+  deps: WorkerDeps = {},
+  tuningOverrides: Partial<WorkerTuning> = {},
+): Promise<RunningWorker> {
+  const tuning: WorkerTuning = { ...DEFAULT_TUNING, ...tuningOverrides };
+  const log = deps.log ?? jsonLogger;
+  const s3 = deps.s3 ?? createS3Client();
+  const sqs = deps.sqs ?? createSqsClient();
+  const sfn = deps.sfn ?? createSfnClient();
+  const scanner = deps.scanner ?? (await createClamdScanner(config.clamd));
+  const metrics: MetricsRecorder = createMetricsRecorder({
+    client: config.metrics.enabled ? (deps.cloudWatch ?? createCloudWatchClient()) : undefined,
+    namespace: config.metrics.namespace,
+    dimensions: config.metrics.dimensions,
+    flushIntervalMs: tuning.metricsFlushIntervalMs,
+    log,
+  });
+
+  await waitForClamd(scanner, tuning.clamdStartTimeoutMs, log);
+  let version: { value: ClamdVersion; at: number } = {
+    value: parseClamdVersion(await scanner.version()),
+    at: Date.now(),
+  };
+  log.info('worker started', {
+    clamd: config.clamd,
+    concurrency: config.concurrency,
+    maxObjectBytes: config.maxObjectBytes,
+    engine: version.value.engine,
+    databaseVersion: version.value.databaseVersion,
+  });
+
+  const clamdVersion = async (): Promise<ClamdVersion> => {
+    if (Date.now() - version.at > tuning.versionTtlMs) {
+      try {
+        version = { value: parseClamdVersion(await scanner.version()), at: Date.now() };
+      } catch (error) {
+        log.warn('clamd VERSION failed; keeping the last known version', { error });
+      }
+    }
+    return version.value;
+  };
+
+  const running = new Set<Promise<void>>();
+  /** Aborted when the shutdown grace runs out: in-flight jobs give up without completing their tokens. */
+  const hardStop = new AbortController();
+  const pollAbort = new AbortController();
+  let stopping = false;
+  let slotFreed: (() => void) | undefined;
+
+  const handleMessage = async (message: Message): Promise<void> => {
+    const started = Date.now();
+    const receipt = message.ReceiptHandle ?? '';
+    let body: unknown;
+    try {
+      body = JSON.parse(message.Body ?? '');
+    } catch {
+      body = undefined;
+    }
+    const parsed = scanJobSchema.safeParse(body);
+    if (!parsed.success) {
+      const token = taskTokenOf(body);
+      if (!token) {
+        // Nothing to report to: leave it to the queue's redrive policy (dead-letter queue).
+        log.error('scan job without a task token; left for the dead-letter queue', { messageId: message.MessageId });
+        return;
+      }
+      const problem = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+      const outcome = await completeToken(sfn, token, { error: new InvalidScanJobError(problem) }, tuning, log);
+      if (outcome !== 'failed') await deleteMessage(sqs, config.queueUrl, receipt, log);
+      log.error('invalid scan job', { messageId: message.MessageId, problem, completion: outcome });
+      metrics.record({ verdict: 'Error', bytes: 0, ms: Date.now() - started });
+      return;
+    }
+    await runJob(parsed.data, receipt, message, started);
+  };
+
+  const runJob = async (job: ScanJob, receipt: string, message: Message, started: number): Promise<void> => {
+    const jobAbort = new AbortController();
+    const signal = AbortSignal.any([jobAbort.signal, hardStop.signal]);
+    let tokenDead = false;
+    const beat = async (): Promise<void> => {
+      const results = await Promise.allSettled([
+        sfn.send(new SendTaskHeartbeatCommand({ taskToken: job.taskToken })),
+        sqs.send(
+          new ChangeMessageVisibilityCommand({
+            QueueUrl: config.queueUrl,
+            ReceiptHandle: receipt,
+            VisibilityTimeout: visibilitySeconds(config.heartbeatIntervalMs),
+          }),
+        ),
+      ]);
+      const heartbeat = results[0];
+      if (heartbeat?.status === 'rejected') {
+        const name = errorName(heartbeat.reason);
+        if (CLOSED_TASK_ERRORS.has(name)) {
+          // The execution gave up on this attempt (timeout, retry with a fresh token): stop working for it.
+          tokenDead = true;
+          jobAbort.abort(new Error(`task is closed (${name})`));
+        } else {
+          log.warn('heartbeat failed', { key: job.object.key, error: heartbeat.reason });
+        }
+      }
+    };
+    // No heartbeat before the work starts: a token is valid as soon as it is issued on AWS, but the local
+    // engine registers the heartbeat after sending the message and answers InvalidToken until then. A stale
+    // redelivery is caught when its completion answers TaskTimedOut/InvalidToken, and deleted then.
+    const timer = setInterval(() => void beat(), config.heartbeatIntervalMs);
+    let completion: Completion = 'failed';
+    let verdict: VerdictName = 'Error';
+    let bytes = 0;
+    const fields: Record<string, unknown> = {
+      bucket: job.object.bucket,
+      key: job.object.key,
+      versionId: job.object.versionId,
+      receiveCount: message.Attributes?.ApproximateReceiveCount,
+    };
+    try {
+      const outcome = await scanObject(
+        job,
+        { s3, scanner },
+        {
+          maxObjectBytes: config.maxObjectBytes,
+          attempts: tuning.scanAttempts,
+          backoffMs: tuning.scanBackoffMs,
+          signal,
+        },
+      );
+      const result = buildScanResult(
+        outcome.verdict,
+        await clamdVersion(),
+        outcome.bytesScanned,
+        Date.now() - started,
+        new Date(),
+      );
+      verdict = outcome.verdict.verdict;
+      bytes = outcome.bytesScanned;
+      Object.assign(fields, { verdict, reason: result.reason, signature: result.signature, size: outcome.objectSize });
+      completion = await completeToken(sfn, job.taskToken, { result }, tuning, log);
+    } catch (error) {
+      if (signal.aborted) {
+        // Closed task or shutdown deadline: leave the token alone; a dead one is deleted, a live one redelivered.
+        completion = tokenDead ? 'dead-token' : 'failed';
+        Object.assign(fields, {
+          aborted: signal.reason instanceof Error ? signal.reason.message : String(signal.reason),
+        });
+      } else {
+        const failure =
+          error instanceof Error && isContractError(error) ? error : new ScannerUnavailableError(String(error));
+        Object.assign(fields, { error: failure.name, detail: failure.message });
+        completion = await completeToken(sfn, job.taskToken, { error: failure }, tuning, log);
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    // Delete only once the token is completed (or can never be): otherwise the message comes back and
+    // another worker finishes the job.
+    if (completion !== 'failed') await deleteMessage(sqs, config.queueUrl, receipt, log);
+    const ms = Date.now() - started;
+    if (completion !== 'dead-token') metrics.record({ verdict, bytes, ms });
+    log.info('job done', { ...fields, completion, ms, bytes });
+  };
+
+  const pollLoop = async (): Promise<void> => {
+    let failures = 0;
+    while (!stopping) {
+      const free = config.concurrency - running.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          slotFreed = resolve;
+        });
+        continue;
+      }
+      let messages: Message[] = [];
+      try {
+        const response = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: config.queueUrl,
+            MaxNumberOfMessages: Math.min(10, free),
+            WaitTimeSeconds: tuning.pollWaitSeconds,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
+          { abortSignal: pollAbort.signal },
+        );
+        messages = response.Messages ?? [];
+        failures = 0;
+      } catch (error) {
+        if (stopping) break;
+        failures += 1;
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+        log.warn('receiving scan jobs failed', { error, retryInMs: delay });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        continue;
+      }
+      for (const message of messages) {
+        const job = handleMessage(message).catch((error: unknown) => {
+          log.error('job crashed', { messageId: message.MessageId, error });
+        });
+        running.add(job);
+        void job.finally(() => {
+          running.delete(job);
+          const wake = slotFreed;
+          slotFreed = undefined;
+          wake?.();
+        });
+      }
+    }
+  };
+
+  const loop = pollLoop().catch((error: unknown) => log.error('poll loop crashed', { error }));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    inFlight: () => running.size,
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        pollAbort.abort();
+        slotFreed?.();
+        await loop;
+        log.info('worker stopping', { inFlight: running.size, graceMs: config.shutdownGraceMs });
+        const drained = Promise.allSettled([...running]).then(() => true);
+        let graceTimer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => {
+          graceTimer = setTimeout(() => resolve(false), config.shutdownGraceMs);
+        });
+        const finished = await Promise.race([drained, timedOut]);
+        clearTimeout(graceTimer);
+        if (!finished) {
+          log.warn('shutdown grace over; abandoning in-flight jobs to redelivery', { inFlight: running.size });
+          hardStop.abort(new Error('shutdown grace over'));
+          await Promise.allSettled([...running]);
+        }
+        await metrics.close();
+        log.info('worker stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** The SendTaskSuccess output (scanResultSchema); `tags` is what TagVerdict writes unchanged. */
+export function buildScanResult(
+  verdict: Verdict,
+  version: ClamdVersion,
+  bytesScanned: number,
+  scanMs: number,
+  scannedAt: Date,
+): ScanResult {
+  const at = scannedAt.toISOString();
+  const reason = reasonOf(verdict);
+  const signature = signatureOf(verdict);
+  return scanResultSchema.parse({
+    verdict: verdict.verdict,
+    ...(reason ? { reason } : {}),
+    ...(signature ? { signature } : {}),
+    engine: version.engine,
+    databaseVersion: version.databaseVersion,
+    bytesScanned,
+    scanMs,
+    scannedAt: at,
+    tags: verdictTags(verdict, at),
+  });
+}
+
+async function waitForClamd(scanner: ClamdScanner, timeoutMs: number, log: Logger): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let logged = false;
+  for (;;) {
+    try {
+      await scanner.ping();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline)
+        throw new ScannerUnavailableError(`clamd did not answer PING within ${timeoutMs} ms`, { cause: error });
+      if (!logged) log.warn('waiting for clamd', { error });
+      logged = true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+async function completeToken(
+  sfn: SFNClient,
+  taskToken: string,
+  outcome: { result: ScanResult } | { error: Error },
+  tuning: WorkerTuning,
+  log: Logger,
+): Promise<Completion> {
+  for (let attempt = 1; attempt <= tuning.completeAttempts; attempt += 1) {
+    try {
+      if ('result' in outcome) {
+        await sfn.send(new SendTaskSuccessCommand({ taskToken, output: JSON.stringify(outcome.result) }));
+      } else {
+        await sfn.send(
+          new SendTaskFailureCommand({
+            taskToken,
+            error: outcome.error.name,
+            cause: outcome.error.message.slice(0, 32_000),
+          }),
+        );
+      }
+      return 'completed';
+    } catch (error) {
+      const name = errorName(error);
+      if (DEAD_TOKEN_ERRORS.has(name)) return 'dead-token';
+      log.warn('completing the task token failed', { attempt, error });
+      if (attempt < tuning.completeAttempts) await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+    }
+  }
+  return 'failed';
+}
+
+async function deleteMessage(sqs: SQSClient, queueUrl: string, receipt: string, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= 3; attempt += 1) {
+    try {
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receipt }));
+      return;
+    } catch (error) {
+      // If it stays undeleted, the redelivery finds a dead token and is deleted then.
+      if (attempt === 3) log.warn('deleting the scan job failed', { error });
+      else await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+/** Long enough to survive one missed heartbeat; SQS caps visibility at 12 hours. */
+function visibilitySeconds(heartbeatIntervalMs: number): number {
+  return Math.min(43_200, Math.max(30, Math.ceil((heartbeatIntervalMs * 3) / 1000)));
+}
+
+function errorName(error: unknown): string {
+  return typeof error === 'object' && error !== null && 'name' in error
+    ? String((error as { name: unknown }).name)
+    : '';
+}
+
+function isContractError(error: Error): boolean {
+  return TASK_FAILURE_ERRORS.some((contract) => error instanceof contract);
+}
