@@ -1,0 +1,240 @@
+import { createReadStream, mkdtempSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { CreateBucketCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateStateMachineCommand,
+  DescribeExecutionCommand,
+  type SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  createCloudWatchClient,
+  createS3Client,
+  createSfnClient,
+  createSqsClient,
+} from '../../functions/commons/clients.js';
+import type { ObjectIdentity } from '../../functions/commons/scan-job.js';
+import { type ClamdLimits, type ClamdServer, startClamd } from '../../local/runtime/clamd.js';
+import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
+import { waitFor } from '../../local/runtime/processes.js';
+import type { SampleBody } from '../../local/samples.js';
+
+export const REGION = 'us-east-1';
+const MiB = 1024 * 1024;
+
+/** Small limits so every limit path is reachable with small files; MaxFileSize = MaxScanSize as in the image. */
+export const TEST_CLAMD_LIMITS: ClamdLimits = { StreamMaxLength: '16M', MaxFileSize: '8M', MaxScanSize: '8M' };
+export const TEST_MAX_OBJECT_BYTES = 12 * MiB;
+
+export interface Clients {
+  readonly s3: S3Client;
+  readonly sqs: SQSClient;
+  readonly sfn: SFNClient;
+  readonly cloudWatch: CloudWatchClient;
+}
+
+export interface ExecutionEnd {
+  readonly status: string;
+  readonly output?: Record<string, unknown>;
+  readonly error?: string;
+  readonly cause?: string;
+}
+
+export interface WorkerHarness {
+  readonly moto: MotoServer;
+  readonly clamd: ClamdServer;
+  readonly clients: Clients;
+  readonly bucket: string;
+  readonly queueUrl: string;
+  readonly logDir: string;
+  /** A scan-jobs queue of its own, for a test that runs its own worker. */
+  createQueue(name: string): Promise<string>;
+  /** Minimal state machine: one sqs:sendMessage.waitForTaskToken Task that sends {taskToken, object}. */
+  createStateMachine(name: string, options?: { queueUrl?: string; heartbeatSeconds?: number }): Promise<string>;
+  /** The state machine on the shared queue. */
+  readonly stateMachineArn: string;
+  put(key: string, body: SampleBody | Buffer | string): Promise<ObjectIdentity & { versionId: string }>;
+  startScan(object: ObjectIdentity | Record<string, unknown>, stateMachineArn?: string): Promise<string>;
+  waitForEnd(executionArn: string, timeoutMs?: number): Promise<ExecutionEnd>;
+  stop(): Promise<void>;
+}
+
+let sequence = 0;
+
+export async function startHarness(): Promise<WorkerHarness> {
+  process.env.AWS_ACCESS_KEY_ID ??= 'test';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+  process.env.AWS_REGION ??= REGION;
+  const logDir = mkdtempSync(join(tmpdir(), 'scanflow-worker-test-'));
+  const [moto, clamd] = await Promise.all([
+    startMoto({ logDir }),
+    startClamd({ logDir, workDir: join(logDir, 'clamd'), limits: TEST_CLAMD_LIMITS }),
+  ]);
+  const options = { endpoint: moto.endpoint, region: REGION };
+  const clients: Clients = {
+    s3: createS3Client({ ...options, forcePathStyle: true }),
+    sqs: createSqsClient(options),
+    sfn: createSfnClient(options),
+    cloudWatch: createCloudWatchClient(options),
+  };
+  sequence += 1;
+  const prefix = `wt${process.pid}-${sequence}`;
+  const bucket = `${prefix}-staging`;
+  await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await clients.s3.send(
+    new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+  );
+  const createQueue = async (name: string): Promise<string> => {
+    const queue = await clients.sqs.send(
+      new CreateQueueCommand({ QueueName: `${prefix}-${name}`, Attributes: { VisibilityTimeout: '30' } }),
+    );
+    return queue.QueueUrl ?? '';
+  };
+  const queueUrl = await createQueue('scan-jobs');
+
+  const createStateMachine = async (
+    name: string,
+    { queueUrl: target = queueUrl, heartbeatSeconds = 60 }: { queueUrl?: string; heartbeatSeconds?: number } = {},
+  ): Promise<string> => {
+    const definition = {
+      StartAt: 'ScanObject',
+      States: {
+        ScanObject: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::sqs:sendMessage.waitForTaskToken',
+          Parameters: { QueueUrl: target, MessageBody: { 'taskToken.$': '$$.Task.Token', 'object.$': '$.object' } },
+          // As in production. The local engine also answers InvalidToken to heartbeats of a task without it.
+          HeartbeatSeconds: heartbeatSeconds,
+          TimeoutSeconds: 120,
+          End: true,
+        },
+      },
+    };
+    const created = await clients.sfn.send(
+      new CreateStateMachineCommand({
+        name: `${prefix}-${name}`,
+        definition: JSON.stringify(definition),
+        roleArn: 'arn:aws:iam::123456789012:role/scanflow-test',
+      }),
+    );
+    return created.stateMachineArn ?? '';
+  };
+  const defaultMachine = await createStateMachine('scan');
+  let executions = 0;
+
+  return {
+    moto,
+    clamd,
+    clients,
+    bucket,
+    queueUrl,
+    logDir,
+    createQueue,
+    createStateMachine,
+    stateMachineArn: defaultMachine,
+    async put(key, body) {
+      const payload =
+        typeof body === 'string' || Buffer.isBuffer(body)
+          ? { Body: Buffer.from(body) }
+          : body.kind === 'bytes'
+            ? { Body: body.bytes }
+            : { Body: createReadStream(body.path), ContentLength: body.size };
+      const put = await clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, ...payload }));
+      const size = 'ContentLength' in payload ? (payload.ContentLength as number) : (payload.Body as Buffer).length;
+      return { bucket, key, versionId: put.VersionId ?? 'null', etag: put.ETag ?? '', size };
+    },
+    async startScan(object, stateMachineArn = defaultMachine) {
+      executions += 1;
+      const started = await clients.sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn,
+          name: `scan-${executions}-${Date.now()}`,
+          input: JSON.stringify({ object }),
+        }),
+      );
+      return started.executionArn ?? '';
+    },
+    async waitForEnd(executionArn, timeoutMs = 60_000) {
+      let end: ExecutionEnd | undefined;
+      await waitFor(
+        `execution ${executionArn} to end`,
+        async () => {
+          const described = await clients.sfn.send(new DescribeExecutionCommand({ executionArn }));
+          if (described.status === 'RUNNING') return false;
+          end = {
+            status: described.status ?? 'UNKNOWN',
+            ...(described.output ? { output: JSON.parse(described.output) as Record<string, unknown> } : {}),
+            ...(described.error ? { error: described.error } : {}),
+            ...(described.cause ? { cause: described.cause } : {}),
+          };
+          return true;
+        },
+        timeoutMs,
+        200,
+      );
+      return end as ExecutionEnd;
+    },
+    async stop() {
+      await Promise.allSettled([moto.stop(), clamd.stop()]);
+    },
+  };
+}
+
+/**
+ * A TCP proxy in front of clamd that holds back clamd's reply to INSTREAM for `delayMs`: a "long scan"
+ * of any object, without a large object. PING/VERSION pass straight through. Counts INSTREAM sessions.
+ */
+export interface SlowClamd {
+  readonly port: number;
+  /** INSTREAM sessions opened so far. */
+  scans(): number;
+  close(): Promise<void>;
+}
+
+export async function startSlowClamd(upstreamPort: number, delayMs: number): Promise<SlowClamd> {
+  let scans = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port: upstreamPort });
+    sockets.add(client);
+    sockets.add(upstream);
+    let isScan: boolean | undefined;
+    client.on('data', (chunk: Buffer) => {
+      if (isScan === undefined) {
+        isScan = chunk.subarray(0, 9).toString('latin1') === 'zINSTREAM';
+        if (isScan) scans += 1;
+      }
+      upstream.write(chunk);
+    });
+    client.on('end', () => upstream.end());
+    upstream.on('data', (chunk: Buffer) => {
+      if (isScan) setTimeout(() => client.write(chunk), delayMs);
+      else client.write(chunk);
+    });
+    upstream.on('end', () => (isScan ? setTimeout(() => client.end(), delayMs + 10) : client.end()));
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', () => sockets.delete(client));
+    upstream.on('close', () => sockets.delete(upstream));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    port,
+    scans: () => scans,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,316 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smithy/types';
+import { createS3Client, createSfnClient, createSqsClient } from '../../functions/commons/clients.js';
+import { scanResultSchema } from '../../functions/commons/scan-job.js';
+import { verdictTags } from '../../functions/commons/verdict.js';
+import { startClamd } from '../../local/runtime/clamd.js';
+import { PROJECT_ROOT } from '../../local/runtime/moto.js';
+import { waitFor } from '../../local/runtime/processes.js';
+import { buildSamples, nestedZip, zip } from '../../local/samples.js';
+import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
+import type { WorkerConfig } from '../../scanner-image/src/config.js';
+import { silentLogger } from '../../scanner-image/src/log.js';
+import { type RunningWorker, startWorker, type WorkerTuning } from '../../scanner-image/src/worker.js';
+import { REGION, startHarness, startSlowClamd, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
+
+jest.setTimeout(120_000);
+
+const MiB = 1024 * 1024;
+const FAST: Partial<WorkerTuning> = { pollWaitSeconds: 1, scanBackoffMs: 100, metricsFlushIntervalMs: 3_600_000 };
+
+interface RecordedCall {
+  readonly command: string;
+  readonly key?: string;
+}
+
+/** Records every command a client sends (name and object key), for "no GetObject was issued" checks. */
+function recordCalls(client: S3Client | SFNClient): RecordedCall[] {
+  const calls: RecordedCall[] = [];
+  const middleware: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
+    const input = args.input as { Key?: string };
+    calls.push({ command: context.commandName ?? '', ...(input.Key ? { key: input.Key } : {}) });
+    return next(args);
+  };
+  (client.middlewareStack as MiddlewareStack<object, MetadataBearer>).add(middleware, {
+    step: 'initialize',
+    name: 'recordCalls',
+  });
+  return calls;
+}
+
+function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
+  return {
+    queueUrl: h.queueUrl,
+    clamd: { kind: 'tcp', host: h.clamd.host, port: h.clamd.port },
+    concurrency: 4,
+    maxObjectBytes: TEST_MAX_OBJECT_BYTES,
+    heartbeatIntervalMs: 20_000,
+    metrics: { enabled: true, namespace: 'ScanflowWorkerTest', dimensions: [{ Name: 'Suite', Value: 'worker' }] },
+    shutdownGraceMs: 20_000,
+    ...overrides,
+  };
+}
+
+function workerClients(h: WorkerHarness) {
+  const options = { endpoint: h.moto.endpoint, region: REGION };
+  return {
+    s3: createS3Client({ ...options, forcePathStyle: true }),
+    sqs: createSqsClient(options),
+    sfn: createSfnClient(options),
+  };
+}
+
+describe('scanner worker against clamd and the local AWS emulator', () => {
+  let h: WorkerHarness;
+  let worker: RunningWorker;
+  let s3Calls: RecordedCall[];
+
+  beforeAll(async () => {
+    h = await startHarness();
+    const clients = workerClients(h);
+    s3Calls = recordCalls(clients.s3);
+    worker = await startWorker(
+      workerConfig(h),
+      { ...clients, cloudWatch: h.clients.cloudWatch, log: silentLogger },
+      FAST,
+    );
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await h?.stop();
+  });
+
+  test('every sample gets its verdict; the output is the documented ScanResult with verdict tags', async () => {
+    const samples = await buildSamples(join(h.logDir, 'samples'));
+    const runs = await Promise.all(
+      samples.map(async (sample) => {
+        const object = await h.put(sample.key, sample.body);
+        return { sample, end: await h.waitForEnd(await h.startScan(object)) };
+      }),
+    );
+    for (const { sample, end } of runs) {
+      expect({ key: sample.key, status: end.status }).toEqual({ key: sample.key, status: 'SUCCEEDED' });
+      const result = scanResultSchema.parse(end.output);
+      expect({ key: sample.key, verdict: result.verdict, reason: result.reason }).toEqual({
+        key: sample.key,
+        verdict: sample.expected.verdict,
+        reason: sample.expected.reason,
+      });
+      if (sample.expected.signature) expect(result.signature).toContain(sample.expected.signature);
+      expect(result.engine).toMatch(/^ClamAV \d+\.\d+/);
+      expect(result.tags).toEqual(
+        verdictTags(
+          result.verdict === 'Infected'
+            ? { verdict: 'Infected', signature: result.signature ?? '' }
+            : result.verdict === 'Unscannable'
+              ? {
+                  verdict: 'Unscannable',
+                  reason: sample.expected.reason ?? 'too-large',
+                  ...(result.signature ? { signature: result.signature } : {}),
+                }
+              : { verdict: 'Clean' },
+          result.scannedAt,
+        ),
+      );
+    }
+    const tooLarge = samples.find((s) => s.expected.reason === 'too-large');
+    expect(s3Calls.filter((c) => c.key === tooLarge?.key).map((c) => c.command)).toEqual(['HeadObjectCommand']);
+    const clean = runs.find((r) => r.sample.key === 'samples/clean/hello.txt');
+    expect(clean?.end.output?.bytesScanned).toBe(42);
+  });
+
+  test('an archive whose one member is larger than MaxFileSize is not Clean, even with a marker at its very end', async () => {
+    const member = Buffer.alloc(10 * MiB);
+    TAIL_MARKER.copy(member, member.length - TAIL_MARKER.length);
+    const object = await h.put('limits/one-big-member.zip', await zip([{ name: 'big.bin', data: member }]));
+    expect(object.size).toBeLessThan(1 * MiB);
+    const end = await h.waitForEnd(await h.startScan(object));
+    expect(end.output).toMatchObject({ verdict: 'Unscannable', reason: 'limits-exceeded' });
+    expect(end.output?.signature).toMatch(/^Heuristics\.Limits\.Exceeded\./);
+  });
+
+  test('a plain object above clamd MaxFileSize but under the worker limit is Unscannable limits-exceeded', async () => {
+    const object = await h.put('limits/nine-mib.bin', Buffer.alloc(9 * MiB));
+    const end = await h.waitForEnd(await h.startScan(object));
+    expect(end.output).toMatchObject({ verdict: 'Unscannable', reason: 'limits-exceeded', bytesScanned: 9 * MiB });
+  });
+
+  test('a marker in the last bytes of an 8 MiB object is found: the whole object reached clamd', async () => {
+    const body = Buffer.alloc(8 * MiB - 64);
+    TAIL_MARKER.copy(body, body.length - TAIL_MARKER.length);
+    const end = await h.waitForEnd(await h.startScan(await h.put('limits/tail-marker.bin', body)));
+    expect(end.output).toMatchObject({ verdict: 'Infected', bytesScanned: body.length });
+    expect(end.output?.signature).toContain('Scanflow.Test.TailMarker');
+  });
+
+  test('EICAR nested five archives deep is Infected', async () => {
+    const object = await h.put('nested/five.zip', await nestedZip(5, { name: 'eicar.com', data: EICAR }));
+    const end = await h.waitForEnd(await h.startScan(object));
+    expect(end.output).toMatchObject({ verdict: 'Infected' });
+  });
+
+  test('an object deleted before its scan fails the task with ObjectNotFoundError', async () => {
+    const object = await h.put('gone/soon.txt', 'here for a moment');
+    await h.clients.s3.send(
+      new DeleteObjectCommand({ Bucket: h.bucket, Key: object.key, VersionId: object.versionId }),
+    );
+    const end = await h.waitForEnd(await h.startScan(object));
+    expect(end).toMatchObject({ status: 'FAILED', error: 'ObjectNotFoundError' });
+  });
+
+  test('an object overwritten since the job was made (ETag changed) is ObjectNotFoundError, not the new content', async () => {
+    const first = await h.put('overwritten/file.txt', 'first content');
+    const second = await h.put('overwritten/file.txt', EICAR);
+    const end = await h.waitForEnd(await h.startScan({ ...first, versionId: undefined, etag: first.etag }));
+    expect(end).toMatchObject({ status: 'FAILED', error: 'ObjectNotFoundError' });
+    expect(second.etag).not.toBe(first.etag);
+  });
+
+  test('a malformed job with a token fails with InvalidScanJobError', async () => {
+    const end = await h.waitForEnd(await h.startScan({ bucket: h.bucket, key: 'no-etag.txt' }));
+    expect(end).toMatchObject({ status: 'FAILED', error: 'InvalidScanJobError' });
+  });
+
+  test('a stale redelivery whose token is dead is deleted from the queue, not redelivered forever', async () => {
+    const key = 'stale/redelivery.txt';
+    const object = await h.put(key, 'stale');
+    await h.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: h.queueUrl,
+        MessageBody: JSON.stringify({ taskToken: 'not-a-live-token', object }),
+      }),
+    );
+    await waitFor(
+      'the stale message to be deleted',
+      async () => {
+        const attributes = await h.clients.sqs.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: h.queueUrl,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          }),
+        );
+        return (
+          attributes.Attributes?.ApproximateNumberOfMessages === '0' &&
+          attributes.Attributes?.ApproximateNumberOfMessagesNotVisible === '0'
+        );
+      },
+      20_000,
+      200,
+    );
+  });
+
+  test('heartbeats keep a scan alive past the state heartbeat timeout', async () => {
+    const slow = await startSlowClamd(h.clamd.port, 5_000);
+    const queueUrl = await h.createQueue('heartbeat-jobs');
+    const machine = await h.createStateMachine('heartbeat', { queueUrl, heartbeatSeconds: 2 });
+    const clients = workerClients(h);
+    const sfnCalls = recordCalls(clients.sfn);
+    const config = workerConfig(h, {
+      queueUrl,
+      clamd: { kind: 'tcp', host: '127.0.0.1', port: slow.port },
+      heartbeatIntervalMs: 1_000,
+      metrics: { enabled: false, namespace: 'x', dimensions: [] },
+    });
+    const slowWorker = await startWorker(config, { ...clients, log: silentLogger }, FAST);
+    try {
+      const end = await h.waitForEnd(await h.startScan(await h.put('slow/clean.txt', 'takes a while'), machine));
+      expect(end).toMatchObject({ status: 'SUCCEEDED', output: { verdict: 'Clean' } });
+      expect(sfnCalls.filter((c) => c.command === 'SendTaskHeartbeatCommand').length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await slowWorker.stop();
+      await slow.close();
+    }
+  });
+
+  test('with clamd stopped the task fails with ScannerUnavailableError after the retries', async () => {
+    const own = await startClamd({ logDir: h.logDir, workDir: join(h.logDir, 'clamd-doomed') });
+    const queueUrl = await h.createQueue('doomed-jobs');
+    const machine = await h.createStateMachine('doomed', { queueUrl });
+    const config = workerConfig(h, {
+      queueUrl,
+      clamd: { kind: 'tcp', host: own.host, port: own.port },
+      metrics: { enabled: false, namespace: 'x', dimensions: [] },
+    });
+    const doomedWorker = await startWorker(config, { ...workerClients(h), log: silentLogger }, FAST);
+    try {
+      await own.stop();
+      const started = Date.now();
+      const end = await h.waitForEnd(await h.startScan(await h.put('doomed/file.txt', 'no scanner'), machine));
+      expect(end).toMatchObject({ status: 'FAILED', error: 'ScannerUnavailableError' });
+      // Three tries with 100 ms then 200 ms backoff happened before giving up.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    } finally {
+      await doomedWorker.stop();
+    }
+  });
+
+  test('SIGTERM during a scan: the worker process finishes the in-flight job, completes its token and exits 0', async () => {
+    const slow = await startSlowClamd(h.clamd.port, 3_000);
+    const queueUrl = await h.createQueue('sigterm-jobs');
+    const machine = await h.createStateMachine('sigterm', { queueUrl });
+    const child = spawn(
+      join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'),
+      [join(PROJECT_ROOT, 'scanner-image', 'src', 'main.ts')],
+      {
+        env: {
+          ...process.env,
+          AWS_ENDPOINT_URL: h.moto.endpoint,
+          S3_FORCE_PATH_STYLE: 'true',
+          AWS_REGION: REGION,
+          SCAN_JOBS_QUEUE_URL: queueUrl,
+          CLAMD_HOST: '127.0.0.1',
+          CLAMD_PORT: String(slow.port),
+          METRICS_ENABLED: 'false',
+          SHUTDOWN_GRACE_SECONDS: '20',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the worker to start', async () => stdout.includes('worker started'), 30_000);
+      const execution = await h.startScan(await h.put('sigterm/in-flight.txt', 'finish me'), machine);
+      await waitFor('the scan to reach clamd', async () => slow.scans() > 0, 30_000, 50);
+      child.kill('SIGTERM');
+      const end = await h.waitForEnd(execution);
+      expect(end).toMatchObject({ status: 'SUCCEEDED', output: { verdict: 'Clean' } });
+      expect(await exited).toBe(0);
+      const lines = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.message === 'job done')).toMatchObject({
+        key: 'sigterm/in-flight.txt',
+        verdict: 'Clean',
+      });
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await slow.close();
+    }
+  });
+
+  test('metrics reach CloudWatch, batched, with the Verdict dimension', async () => {
+    await worker.stop();
+    const listed = await h.clients.cloudWatch.send(new ListMetricsCommand({ Namespace: 'ScanflowWorkerTest' }));
+    const names = new Set((listed.Metrics ?? []).map((m) => m.MetricName));
+    expect(names).toEqual(new Set(['ObjectsScanned', 'BytesScanned', 'ScanDuration']));
+    const verdicts = (listed.Metrics ?? [])
+      .filter((m) => m.MetricName === 'ObjectsScanned')
+      .map((m) => m.Dimensions?.find((d) => d.Name === 'Verdict')?.Value);
+    expect(new Set(verdicts)).toEqual(new Set(['Clean', 'Infected', 'Unscannable', 'Error']));
+  });
+});
