@@ -1,0 +1,169 @@
+import { Readable } from 'node:stream';
+import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { beforeEach, describe, expect, it } from '@jest/globals';
+import { mockClient } from 'aws-sdk-client-mock';
+import { AccessDeniedError, ObjectNotFoundError, ScannerUnavailableError } from '../../functions/commons/errors.js';
+import { type ClamdScanner, type ClamdScanReply, ClamdUnavailableError } from '../../scanner-image/src/clamd-client.js';
+import { scanObject } from '../../scanner-image/src/scan-object.js';
+
+const object = { bucket: 'staging-bucket', key: 'in/file.txt', versionId: 'v1', etag: '"abc"' };
+const options = { maxObjectBytes: 1000, attempts: 3, backoffMs: 1 };
+
+/** A clamd stand-in: consumes the body like clamd would and answers what the test scripts. */
+function fakeScanner(replies: Array<(bytes: number) => ClamdScanReply | Error>): ClamdScanner & { scans: number } {
+  const scanner = {
+    scans: 0,
+    async scan(body: Readable): Promise<ClamdScanReply> {
+      let bytes = 0;
+      for await (const chunk of body) bytes += (chunk as Buffer).length;
+      const reply = replies[Math.min(scanner.scans, replies.length - 1)];
+      scanner.scans += 1;
+      const result = reply ? reply(bytes) : new Error('no reply scripted');
+      if (result instanceof Error) throw result;
+      return result;
+    },
+    async version() {
+      return 'ClamAV 1.4.6';
+    },
+    async ping() {},
+  };
+  return scanner;
+}
+
+function s3Error(name: string, status: number): Error {
+  return Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+}
+
+/** What GetObject's Body is at runtime in Node: a Readable (the SDK's mixin methods are not used). */
+function body(bytes: number): GetObjectCommandOutput['Body'] {
+  return Readable.from([Buffer.alloc(bytes, 0x61)]) as unknown as GetObjectCommandOutput['Body'];
+}
+
+describe('scanObject', () => {
+  const s3 = mockClient(S3Client);
+  const client = new S3Client({ region: 'us-east-1' });
+  beforeEach(() => {
+    s3.reset();
+  });
+
+  it('streams the exact version, conditional on the ETag, into clamd', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).resolves({ Body: body(10) });
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK\0', bytes })]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toEqual({
+      verdict: { verdict: 'Clean' },
+      bytesScanned: 10,
+      objectSize: 10,
+    });
+    const expected = { Bucket: 'staging-bucket', Key: 'in/file.txt', VersionId: 'v1', IfMatch: '"abc"' };
+    expect(s3.commandCalls(HeadObjectCommand)[0]?.args[0].input).toEqual(expected);
+    expect(s3.commandCalls(GetObjectCommand)[0]?.args[0].input).toEqual(expected);
+  });
+
+  it('decides too-large from HeadObject without downloading', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 1001 });
+    const scanner = fakeScanner([]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toEqual({
+      verdict: { verdict: 'Unscannable', reason: 'too-large' },
+      bytesScanned: 0,
+      objectSize: 1001,
+    });
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(0);
+    expect(scanner.scans).toBe(0);
+  });
+
+  it("lets a job's maxSizeBytes lower the limit, never raise it", async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 500 });
+    const scanner = fakeScanner([]);
+    const lowered = await scanObject({ object, settings: { maxSizeBytes: 100 } }, { s3: client, scanner }, options);
+    expect(lowered.verdict).toEqual({ verdict: 'Unscannable', reason: 'too-large' });
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 2000 });
+    const raised = await scanObject({ object, settings: { maxSizeBytes: 5000 } }, { s3: client, scanner }, options);
+    expect(raised.verdict).toEqual({ verdict: 'Unscannable', reason: 'too-large' });
+  });
+
+  it('reports SSE-C objects as Unscannable unsupported-encryption (HeadObject 400, or the algorithm header)', async () => {
+    const scanner = fakeScanner([]);
+    s3.on(HeadObjectCommand).rejects(s3Error('BadRequest', 400));
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toMatchObject({
+      verdict: { verdict: 'Unscannable', reason: 'unsupported-encryption' },
+    });
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10, SSECustomerAlgorithm: 'AES256' });
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toMatchObject({
+      verdict: { verdict: 'Unscannable', reason: 'unsupported-encryption' },
+    });
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(0);
+  });
+
+  it.each([
+    ['NotFound', 404, ObjectNotFoundError],
+    ['NoSuchVersion', 404, ObjectNotFoundError],
+    ['PreconditionFailed', 412, ObjectNotFoundError],
+    ['AccessDenied', 403, AccessDeniedError],
+  ])('maps HeadObject %s (%i) to %p', async (name, status, expected) => {
+    s3.on(HeadObjectCommand).rejects(s3Error(name, status));
+    await expect(scanObject({ object }, { s3: client, scanner: fakeScanner([]) }, options)).rejects.toBeInstanceOf(
+      expected,
+    );
+  });
+
+  it('an object deleted between HeadObject and GetObject is ObjectNotFoundError', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).rejects(s3Error('NoSuchKey', 404));
+    await expect(scanObject({ object }, { s3: client, scanner: fakeScanner([]) }, options)).rejects.toBeInstanceOf(
+      ObjectNotFoundError,
+    );
+  });
+
+  it('never calls a short download Clean: retries, then ScannerUnavailableError', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(6) }));
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes })]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toBeInstanceOf(
+      ScannerUnavailableError,
+    );
+    expect(scanner.scans).toBe(3);
+  });
+
+  it('keeps a detection found in a short download', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(6) }));
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: Eicar FOUND', bytes })]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toMatchObject({
+      verdict: { verdict: 'Infected', signature: 'Eicar' },
+    });
+  });
+
+  it('retries clamd outages and ERROR replies with a fresh download, then succeeds', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(10) }));
+    const scanner = fakeScanner([
+      () => new ClamdUnavailableError('ECONNREFUSED'),
+      (bytes) => ({ reply: "stream: Can't allocate memory ERROR", bytes }),
+      (bytes) => ({ reply: 'stream: OK', bytes }),
+    ]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toMatchObject({
+      verdict: { verdict: 'Clean' },
+    });
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(3);
+  });
+
+  it('gives up with ScannerUnavailableError when clamd stays down', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(10) }));
+    const scanner = fakeScanner([() => new ClamdUnavailableError('ECONNREFUSED')]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toThrow(
+      /no verdict after 3 attempts: ECONNREFUSED/,
+    );
+  });
+
+  it('scans nothing for an empty object and calls it Clean', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 0 });
+    const scanner = fakeScanner([]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toEqual({
+      verdict: { verdict: 'Clean' },
+      bytesScanned: 0,
+      objectSize: 0,
+    });
+  });
+});
