@@ -18,6 +18,8 @@ export interface ClamdLimits {
   readonly MaxFiles?: string;
   readonly MaxScanTime?: string;
   readonly MaxThreads?: string;
+  /** `yes` for benchmarks: clamd otherwise answers repeated identical content from its MD5 cache. */
+  readonly DisableCache?: 'yes' | 'no';
 }
 
 export interface StartClamdOptions {

@@ -33,6 +33,9 @@ export interface ClamdScannerOptions {
   readonly controlTimeoutMs?: number;
 }
 
+/** INSTREAM chunk size; clamd's own clients use similar sizes. */
+const CHUNK_BYTES = 256 * 1024;
+
 interface ScanCompleteEvent {
   readonly resultString?: string;
 }
@@ -95,10 +98,27 @@ export async function createClamdScanner(
             );
         });
 
+        // Counts what clamd is given and regroups the SDK's small reads into INSTREAM chunks of
+        // CHUNK_BYTES: fewer frames and syscalls for clamd, and at most one chunk held per scan.
+        let pending: Buffer[] = [];
+        let pendingBytes = 0;
+        const take = (): Buffer => {
+          const out = Buffer.concat(pending, pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+          return out;
+        };
         const counter = new Transform({
           transform(chunk: Buffer, _encoding, callback) {
             bytes += chunk.length;
-            callback(null, chunk);
+            pending.push(chunk);
+            pendingBytes += chunk.length;
+            if (pendingBytes >= CHUNK_BYTES) callback(null, take());
+            else callback();
+          },
+          flush(callback) {
+            if (pendingBytes > 0) callback(null, take());
+            else callback();
           },
         });
         // The passthrough re-emits what it scanned; nobody needs it, but it must be drained.

@@ -37,9 +37,9 @@ class IncompleteDownloadError extends Error {
 }
 
 /**
- * Scans one exact object version: HeadObject decides what can be decided without downloading (missing,
- * forbidden, SSE-C, too large), then GetObject is streamed straight into clamd. Throws only the contract
- * errors (ObjectNotFoundError, AccessDeniedError, ScannerUnavailableError) or an abort.
+ * Scans one exact object version. The size decides too-large without downloading; GetObject (exact
+ * version, conditional on the ETag) is streamed straight into clamd. Throws only the contract errors
+ * (ObjectNotFoundError, AccessDeniedError, ScannerUnavailableError) or an abort.
  */
 export async function scanObject(
   job: Pick<ScanJob, 'object' | 'settings'>,
@@ -49,23 +49,28 @@ export async function scanObject(
   const { object } = job;
   const limit = Math.min(options.maxObjectBytes, job.settings?.maxSizeBytes ?? Number.POSITIVE_INFINITY);
 
-  const head = await s3Call(object, () =>
-    deps.s3.send(
-      new HeadObjectCommand({
-        Bucket: object.bucket,
-        Key: object.key,
-        VersionId: object.versionId,
-        IfMatch: object.etag,
-      }),
-      { abortSignal: options.signal },
-    ),
-  );
-  if (head === 'sse-c')
-    return { verdict: unscannable('unsupported-encryption'), bytesScanned: 0, objectSize: object.size ?? 0 };
-  const size = head.ContentLength;
-  if (size === undefined) throw new ScannerUnavailableError('HeadObject returned no ContentLength');
-  if (head.SSECustomerAlgorithm)
-    return { verdict: unscannable('unsupported-encryption'), bytesScanned: 0, objectSize: size };
+  // start-scan pinned the size with its own HeadObject of this exact version/ETag; asking again would cost
+  // a request per object for nothing. Without a size (or for an empty object, where no download will
+  // confirm the ETag) HeadObject decides.
+  let size = object.size;
+  if (size === undefined || size === 0) {
+    const head = await s3Call(object, () =>
+      deps.s3.send(
+        new HeadObjectCommand({
+          Bucket: object.bucket,
+          Key: object.key,
+          VersionId: object.versionId,
+          IfMatch: object.etag,
+        }),
+        { abortSignal: options.signal },
+      ),
+    );
+    if (head === 'sse-c' || head.SSECustomerAlgorithm) {
+      return { verdict: unscannable('unsupported-encryption'), bytesScanned: 0, objectSize: size ?? 0 };
+    }
+    if (head.ContentLength === undefined) throw new ScannerUnavailableError('HeadObject returned no ContentLength');
+    size = head.ContentLength;
+  }
   if (size > limit) return { verdict: unscannable('too-large'), bytesScanned: 0, objectSize: size };
   // clamd answers OK for an empty stream (measured); the passthrough never opens a connection without data.
   if (size === 0) return { verdict: { verdict: 'Clean' }, bytesScanned: 0, objectSize: 0 };
@@ -74,14 +79,15 @@ export async function scanObject(
   for (let attempt = 1; attempt <= options.attempts; attempt += 1) {
     if (attempt > 1) await sleep(options.backoffMs * 2 ** (attempt - 2), options.signal);
     try {
-      const reply = await downloadAndScan(object, size, deps, options.signal);
-      const outcome = mapClamdReply(reply.reply);
+      const scanned = await downloadAndScan(object, size, limit, deps, options.signal);
+      if (scanned.kind === 'verdict') return { verdict: scanned.verdict, bytesScanned: 0, objectSize: scanned.size };
+      const outcome = mapClamdReply(scanned.reply);
       if (outcome.kind === 'verdict') {
         // A verdict from clamd about fewer bytes than the object has is only trustworthy if it is a finding.
-        if (reply.bytes < size && outcome.verdict.verdict === 'Clean') {
-          throw new IncompleteDownloadError(`clamd saw ${reply.bytes} of ${size} bytes`);
+        if (scanned.bytes < scanned.size && outcome.verdict.verdict === 'Clean') {
+          throw new IncompleteDownloadError(`clamd saw ${scanned.bytes} of ${scanned.size} bytes`);
         }
-        return { verdict: outcome.verdict, bytesScanned: reply.bytes, objectSize: size };
+        return { verdict: outcome.verdict, bytesScanned: scanned.bytes, objectSize: scanned.size };
       }
       lastProblem = outcome.detail;
     } catch (error) {
@@ -96,9 +102,17 @@ export async function scanObject(
   throw new ScannerUnavailableError(`no verdict after ${options.attempts} attempts: ${lastProblem}`);
 }
 
-async function downloadAndScan(object: ObjectIdentity, size: number, deps: ScanObjectDeps, signal?: AbortSignal) {
-  // Connecting first costs one round trip and saves starting a download clamd cannot take.
-  await deps.scanner.ping();
+type Scanned =
+  | { readonly kind: 'reply'; readonly reply: string; readonly bytes: number; readonly size: number }
+  | { readonly kind: 'verdict'; readonly verdict: Verdict; readonly size: number };
+
+async function downloadAndScan(
+  object: ObjectIdentity,
+  expectedSize: number,
+  limit: number,
+  deps: ScanObjectDeps,
+  signal?: AbortSignal,
+): Promise<Scanned> {
   const abort = new AbortController();
   const signals = signal ? [abort.signal, signal] : [abort.signal];
   const response = await s3Call(object, () =>
@@ -112,18 +126,22 @@ async function downloadAndScan(object: ObjectIdentity, size: number, deps: ScanO
       { abortSignal: AbortSignal.any(signals) },
     ),
   );
-  if (response === 'sse-c') throw new IncompleteDownloadError('GetObject answered 400');
+  if (response === 'sse-c')
+    return { kind: 'verdict', verdict: unscannable('unsupported-encryption'), size: expectedSize };
   const body = response.Body as Readable | undefined;
-  if (!body) throw new IncompleteDownloadError('GetObject returned no body');
   try {
+    if (!body) throw new IncompleteDownloadError('GetObject returned no body');
+    // S3's answer for this exact version/ETag wins over the size in the job.
+    const size = response.ContentLength ?? expectedSize;
+    if (response.SSECustomerAlgorithm) return { kind: 'verdict', verdict: unscannable('unsupported-encryption'), size };
+    if (size > limit) return { kind: 'verdict', verdict: unscannable('too-large'), size };
     const reply = await deps.scanner.scan(body, signal);
-    if (reply.bytes > size)
-      throw new IncompleteDownloadError(`GetObject returned ${reply.bytes} bytes, HeadObject said ${size}`);
-    return reply;
+    if (reply.bytes > size) throw new IncompleteDownloadError(`GetObject returned ${reply.bytes} bytes, not ${size}`);
+    return { kind: 'reply', reply: reply.reply, bytes: reply.bytes, size };
   } finally {
-    // A detection ends the scan early; stop the download too.
+    // A detection (or a decision from the headers) ends the work early; stop the download too.
     abort.abort();
-    if (!body.destroyed) body.destroy();
+    if (body && !body.destroyed) body.destroy();
   }
 }
 

@@ -157,6 +157,41 @@ describe('scanObject', () => {
     );
   });
 
+  it('trusts the size pinned by start-scan: too-large without any S3 call', async () => {
+    const scanner = fakeScanner([]);
+    await expect(scanObject({ object: { ...object, size: 5000 } }, { s3: client, scanner }, options)).resolves.toEqual({
+      verdict: { verdict: 'Unscannable', reason: 'too-large' },
+      bytesScanned: 0,
+      objectSize: 5000,
+    });
+    expect(s3.calls()).toHaveLength(0);
+  });
+
+  it('with a pinned size, goes straight to GetObject (no second HeadObject)', async () => {
+    s3.on(GetObjectCommand).resolves({ Body: body(10), ContentLength: 10 });
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes })]);
+    await expect(
+      scanObject({ object: { ...object, size: 10 } }, { s3: client, scanner }, options),
+    ).resolves.toMatchObject({ verdict: { verdict: 'Clean' }, bytesScanned: 10 });
+    expect(s3.commandCalls(HeadObjectCommand)).toHaveLength(0);
+  });
+
+  it("lets GetObject's own length overrule a wrong pinned size, and never scans past the limit", async () => {
+    s3.on(GetObjectCommand).resolves({ Body: body(10), ContentLength: 2000 });
+    const scanner = fakeScanner([]);
+    await expect(
+      scanObject({ object: { ...object, size: 10 } }, { s3: client, scanner }, options),
+    ).resolves.toMatchObject({ verdict: { verdict: 'Unscannable', reason: 'too-large' }, objectSize: 2000 });
+    expect(scanner.scans).toBe(0);
+  });
+
+  it('maps a GetObject 400 (SSE-C object requested without its key) to unsupported-encryption', async () => {
+    s3.on(GetObjectCommand).rejects(s3Error('BadRequest', 400));
+    await expect(
+      scanObject({ object: { ...object, size: 10 } }, { s3: client, scanner: fakeScanner([]) }, options),
+    ).resolves.toMatchObject({ verdict: { verdict: 'Unscannable', reason: 'unsupported-encryption' } });
+  });
+
   it('scans nothing for an empty object and calls it Clean', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 0 });
     const scanner = fakeScanner([]);
