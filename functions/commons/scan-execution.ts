@@ -34,8 +34,13 @@ export interface ScanExecutionInput {
     /** The owner's tags without `scan-*`; TagVerdict writes these plus the verdict's four. */
     readonly tags: S3Tag[];
     readonly hasRoomForVerdictTags: boolean;
-    /** x-amz-copy-source for the exact version, used by PromoteObject and QuarantineObject. */
+    /** x-amz-copy-source of the exact scanned version: QuarantineObject moves those bytes out, whatever happened since. */
     readonly copySource: string;
+    /**
+     * x-amz-copy-source of the key's current version. PromoteObject copies that, conditional on the scanned
+     * ETag, so an object deleted (delete marker) or replaced during its scan is never published as Clean.
+     */
+    readonly currentCopySource: string;
   };
   readonly limits: { readonly heartbeatSeconds: number; readonly timeoutSeconds: number };
   /** Where the object is now. PromoteObject/QuarantineObject replace it when they move the object. */
@@ -52,12 +57,14 @@ export function scanTimeoutSeconds(size: number | undefined, policy: ScanTimingP
   return Math.min(policy.baseTimeoutSeconds + forSize, policy.maxTimeoutSeconds);
 }
 
+/** The x-amz-copy-source value: one version when `versionId` is given, else the key's current version. */
 export function copySourceFor(
-  object: { bucket: string; key: string; versionId: string },
+  object: { bucket: string; key: string; versionId?: string },
   encoding: CopySourceEncoding,
 ): string {
   const key = encoding === 'url' ? object.key.split('/').map(encodeURIComponent).join('/') : object.key;
-  return `${object.bucket}/${key}?versionId=${encodeURIComponent(object.versionId)}`;
+  const source = `${object.bucket}/${key}`;
+  return object.versionId === undefined ? source : `${source}?versionId=${encodeURIComponent(object.versionId)}`;
 }
 
 export function buildScanExecutionInput(
@@ -74,6 +81,7 @@ export function buildScanExecutionInput(
       tags: userTags,
       hasRoomForVerdictTags,
       copySource: copySourceFor({ ...identity, versionId }, options.copySourceEncoding),
+      currentCopySource: copySourceFor({ bucket: identity.bucket, key: identity.key }, options.copySourceEncoding),
     },
     limits: {
       heartbeatSeconds: options.timing.heartbeatSeconds,

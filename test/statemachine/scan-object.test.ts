@@ -311,6 +311,20 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(await exists(destination, started.key)).toBe(false);
   }, 60_000);
 
+  it('does not publish a Clean version whose object was deleted (delete marker) during the scan', async () => {
+    const started = await uploadAndStart('gone/delete-marker.txt');
+    const scanJob = await job(started);
+    // A plain delete in a versioned bucket: the scanned version survives behind a delete marker.
+    await pipeline.clients.s3.send(new DeleteObjectCommand({ Bucket: staging, Key: started.key }));
+    await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+
+    const path = await finish(started);
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'PromoteObject', 'ObjectGone']);
+    expect(await exists(destination, started.key)).toBe(false);
+    // The scanned version keeps its verdict in the bucket's history.
+    expect(tagMap(await tagsOf(staging, started.key, started.versionId))['scan-result']).toBe('Clean');
+  }, 60_000);
+
   it('starts one execution for an event delivered three times, and none for a late redelivery', async () => {
     const key = 'dup/once.txt';
     await upload(key, 'same');

@@ -39,6 +39,10 @@ describe('copySourceFor', () => {
     expect(copySourceFor(identity, 'url')).toBe('staging/in/report%202024%2Bfinal%25.pdf?versionId=v1');
   });
 
+  it('names the current version when no version is given', () => {
+    expect(copySourceFor({ bucket: 'b', key: 'a b/c' }, 'url')).toBe('b/a%20b/c');
+  });
+
   it('leaves the key alone for an engine that encodes it itself', () => {
     expect(copySourceFor(identity, 'raw')).toBe('staging/in/report 2024+final%.pdf?versionId=v1');
   });
@@ -77,6 +81,7 @@ describe('buildScanExecutionInput', () => {
     });
     expect(input.object.versionId).toBe('null');
     expect(input.object.copySource).toBe('staging/in/report 2024+final%.pdf?versionId=null');
+    expect(input.object.currentCopySource).toBe('staging/in/report 2024+final%.pdf');
   });
 });
 
