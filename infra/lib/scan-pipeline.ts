@@ -4,7 +4,6 @@ import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Validations } f
 import { AdjustmentType } from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -27,32 +26,13 @@ import {
   resolveScanPipelineProps,
   type ScanPipelineProps,
 } from './scan-pipeline-props.js';
+import { SCANNER_HEALTH_CHECK, scannerImageFromRepository } from './scanner-image.js';
 import { blockUnscannedReadsStatement, quarantineReadStatement, tagProtectionStatements } from './tag-protection.js';
 import { workerScalingSteps } from './worker-scaling.js';
 
 /** The repository root: the scanner image's build context and the base of the function entries. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const START_SCAN_ENTRY = join(REPO_ROOT, 'functions', 'start-scan', 'handler.ts');
-export const SCANNER_DOCKERFILE = 'scanner-image/Dockerfile';
-
-/**
- * Paths of the repository the scanner image never needs. Hashing and staging the build context must stay
- * fast (synth < 1 min) and must not change when only tests, infra or local tooling change. A root
- * `.dockerignore`, if present, is applied as well.
- */
-export const SCANNER_CONTEXT_EXCLUDES = [
-  '.git',
-  '**/node_modules',
-  '.venv',
-  '.scanflow',
-  'cdk.out',
-  'coverage',
-  'infra',
-  'test',
-  'docs',
-  '**/*.log',
-];
-
 const STOP_TIMEOUT = Duration.minutes(2); // Fargate's maximum
 const WORKER_CONTAINER_NAME = 'scanner';
 
@@ -383,22 +363,16 @@ export class ScanPipeline extends Construct {
       retention: logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    const image =
-      p.scannerImage ??
-      ecs.ContainerImage.fromAsset(REPO_ROOT, {
-        file: SCANNER_DOCKERFILE,
-        platform: Platform.LINUX_ARM64,
-        exclude: SCANNER_CONTEXT_EXCLUDES,
-      });
+    const image = p.scannerImage ?? scannerImageFromRepository(REPO_ROOT);
     taskDefinition.addContainer(WORKER_CONTAINER_NAME, {
       image,
       essential: true,
       stopTimeout: STOP_TIMEOUT,
+      healthCheck: SCANNER_HEALTH_CHECK,
       logging: ecs.LogDrivers.awsLogs({ logGroup: workerLogs, streamPrefix: 'worker' }),
+      // clamd is reached on the unix socket the image configures (CLAMD_SOCKET in the Dockerfile).
       environment: {
         SCAN_JOBS_QUEUE_URL: this.scanJobsQueue.queueUrl,
-        CLAMD_HOST: '127.0.0.1',
-        CLAMD_PORT: '3310',
         WORKER_CONCURRENCY: String(p.workerConcurrency),
         MAX_OBJECT_BYTES: String(p.maxObjectBytes),
         HEARTBEAT_INTERVAL_SECONDS: String(p.workerHeartbeatIntervalSeconds),
