@@ -426,9 +426,22 @@ export class ScanPipeline extends Construct {
 
     const workerSecurityGroup = new ec2.SecurityGroup(this, 'WorkerSecurityGroup', {
       vpc: this.vpc,
-      description: `${p.pipelineName} scanner workers: no inbound, outbound to AWS APIs and the signature mirror`,
-      allowAllOutbound: true,
+      description: `${p.pipelineName} scanner workers: no inbound; HTTPS out to AWS APIs, ECR and the signature mirror`,
+      allowAllOutbound: false,
     });
+    // Everything the worker talks to is HTTPS (SQS, Step Functions, S3, CloudWatch, ECR, freshclam's CDN);
+    // a plain-HTTP private mirror gets its own port.
+    workerSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs and signature mirror');
+    const mirrorPort = p.freshclamMirrorUrl?.startsWith('http://')
+      ? Number(new URL(p.freshclamMirrorUrl).port || 80)
+      : undefined;
+    if (mirrorPort !== undefined) {
+      workerSecurityGroup.addEgressRule(
+        ec2.Peer.anyIpv4(),
+        ec2.Port.tcp(mirrorPort),
+        'Private signature mirror (HTTP)',
+      );
+    }
     this.workerService = new ecs.FargateService(this, 'WorkerService', {
       cluster: this.cluster,
       taskDefinition,

@@ -442,6 +442,20 @@ describe('worker pool', () => {
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 0, MaxCapacity: 10 });
   });
 
+  test('workers accept no inbound traffic and may only leave over HTTPS', () => {
+    const [group] = Object.values(
+      template.findResources('AWS::EC2::SecurityGroup', {
+        Properties: { GroupDescription: Match.stringLikeRegexp('scanner workers') },
+      }),
+    ) as Array<{
+      Properties: { SecurityGroupIngress?: unknown[]; SecurityGroupEgress: Array<Record<string, unknown>> };
+    }>;
+    expect(group?.Properties.SecurityGroupIngress).toBeUndefined();
+    expect(group?.Properties.SecurityGroupEgress).toEqual([
+      expect.objectContaining({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, CidrIp: '0.0.0.0/0' }),
+    ]);
+  });
+
   test('the VPC has an S3 gateway endpoint and flow logs', () => {
     template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
       VpcEndpointType: 'Gateway',
