@@ -1,16 +1,12 @@
 #!/usr/bin/env node
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { pipelinePropsFromConfig, readScanflowConfig, unknownScanflowContextKeys } from '../lib/config.js';
+import { pipelinePropsFromConfig, readScanflowConfig } from '../lib/config.js';
 import { ScanflowStack } from '../lib/scanflow-stack.js';
 
 const app = new App();
-// Configuration errors stop synth with one message listing every problem (ScanPipelinePropsError).
-const config = readScanflowConfig((key) => app.node.tryGetContext(key));
-const typos = unknownScanflowContextKeys(Object.keys(app.node.getAllContext()));
-if (typos.length > 0) {
-  throw new Error(`Unknown context keys (see docs/deploy.md for the list): ${typos.join(', ')}`);
-}
+// Configuration errors, unknown keys included, stop synth with one message listing every problem.
+const config = readScanflowConfig((key) => app.node.tryGetContext(key), Object.keys(app.node.getAllContext()));
 
 new ScanflowStack(app, config.stackName, {
   description: 'scanflow: S3 malware scanning with Step Functions and a warm ClamAV worker pool on Fargate',

@@ -63,8 +63,14 @@ type ContextKey = keyof typeof CONTEXT_KEYS;
 /** Reads a context value; `undefined` when not set (an empty string from `-c name=` counts as not set). */
 export type ContextReader = (key: string) => unknown;
 
-export function readScanflowConfig(read: ContextReader): ScanflowAppConfig {
-  const problems: string[] = [];
+/**
+ * Reads and validates the app configuration. With `contextKeys` (every key set), unknown keys are reported
+ * too, in the same error as every other problem.
+ */
+export function readScanflowConfig(read: ContextReader, contextKeys: readonly string[] = []): ScanflowAppConfig {
+  const problems: string[] = unknownScanflowContextKeys(contextKeys).map(
+    (key) => `context ${key} is not a scanflow setting (see docs/deploy.md for the list)`,
+  );
   const str = (key: ContextKey): string | undefined => {
     const v = read(key);
     if (v === undefined || v === null || v === '') return undefined;

@@ -157,6 +157,16 @@ describe('app configuration from context', () => {
     );
   });
 
+  test('an unknown key is reported with the other problems', () => {
+    const problems = problemsOf(() =>
+      readScanflowConfig((key) => ({ maxWorker: '3', minWorkers: '-1' })[key], ['maxWorker', 'minWorkers']),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/context maxWorker is not a scanflow setting/),
+      expect.stringMatching(/minWorkers must be an integer/),
+    ]);
+  });
+
   test('unknown keys are reported; feature flags and CDK keys are not', () => {
     expect(
       unknownScanflowContextKeys([
