@@ -69,7 +69,7 @@ export type ContextReader = (key: string) => unknown;
  */
 export function readScanflowConfig(read: ContextReader, contextKeys: readonly string[] = []): ScanflowAppConfig {
   const problems: string[] = unknownScanflowContextKeys(contextKeys).map(
-    (key) => `context ${key} is not a scanflow setting (see docs/deploy.md for the list)`,
+    (key) => `context ${key} is not a scanflow setting (see the Deploy section of README.md for the list)`,
   );
   const str = (key: ContextKey): string | undefined => {
     const v = read(key);
