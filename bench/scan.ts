@@ -17,6 +17,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readFileSync,
   statSync,
   writeFileSync,
   writeSync,
@@ -51,12 +52,30 @@ interface Rate {
   readonly files: number;
   readonly bytes: number;
   readonly seconds: number;
+  /** CPU time of every process involved (bench/probe, clamd, moto), in ms. */
+  readonly cpuMs?: number;
+}
+
+/** CPU time (user + system) a process has used so far, from /proc; 0 where /proc is missing. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function selfCpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
 }
 
 interface CaseResult {
   readonly bench: BenchCase;
   readonly a: Rate;
-  readonly b: Rate & { readonly rssBaseline: number; readonly rssPeak: number };
+  readonly b: Rate & { readonly rssBaseline: number; readonly rssPeak: number; readonly workerCpuMs: number };
   readonly c: Rate;
   readonly d: Rate;
 }
@@ -272,14 +291,19 @@ async function main(): Promise<void> {
       const identities = objects.get(bench) ?? [];
       const total = bench.count * bench.size;
       const concurrency = Math.min(options.concurrency, bench.count);
+      const servers = (): number => processCpuMs(clamd.process.pid) + processCpuMs(moto.process.pid);
       log(`${bench.name}: (a) raw clamd INSTREAM`);
       await rawInstream(clamd.port, warmupPath);
+      let cpu = servers() + selfCpuMs();
       const aSeconds = await pool(paths, concurrency, async (path) => {
         const reply = await rawInstream(clamd.port, path);
         if (reply !== 'stream: OK') throw new Error(`raw INSTREAM of ${path}: ${reply}`);
       });
 
+      const aCpu = servers() + selfCpuMs() - cpu;
+
       log(`${bench.name}: (d) plain GetObject`);
+      cpu = servers() + selfCpuMs();
       const dSeconds = await pool(identities, concurrency, async (object) => {
         const response = await s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
         for await (const _chunk of response.Body as Readable) {
@@ -287,7 +311,10 @@ async function main(): Promise<void> {
         }
       });
 
+      const dCpu = servers() + selfCpuMs() - cpu;
+
       log(`${bench.name}: (b) worker scan path, concurrency ${concurrency}`);
+      cpu = servers();
       const probe = await runProbe(
         {
           endpoint: moto.endpoint,
@@ -299,6 +326,8 @@ async function main(): Promise<void> {
         },
         join(workDir, 'probe-input.json'),
       );
+      // Includes the probe's start-up and warm-up on the servers' side; small next to the measured work.
+      const bCpu = servers() - cpu + probe.cpuMs;
       if ((probe.verdicts.Clean ?? 0) !== bench.count) {
         throw new Error(`worker verdicts for ${bench.name}: ${JSON.stringify(probe.verdicts)}`);
       }
@@ -309,16 +338,18 @@ async function main(): Promise<void> {
 
       results.push({
         bench,
-        a: { files: bench.count, bytes: total, seconds: aSeconds },
+        a: { files: bench.count, bytes: total, seconds: aSeconds, cpuMs: aCpu },
         b: {
           files: bench.count,
           bytes: probe.bytes,
           seconds: probe.elapsedMs / 1000,
+          cpuMs: bCpu,
+          workerCpuMs: probe.cpuMs,
           rssBaseline: probe.rssBaseline,
           rssPeak: probe.rssPeak,
         },
         c: { files: samples.length, bytes: samples.length * bench.size, seconds: cSeconds },
-        d: { files: bench.count, bytes: total, seconds: dSeconds },
+        d: { files: bench.count, bytes: total, seconds: dSeconds, cpuMs: dCpu },
       });
     }
   } finally {
@@ -336,6 +367,16 @@ async function main(): Promise<void> {
       const ceiling = Math.min(throughput(r.a), throughput(r.d));
       const vsCli = r.b.files / r.b.seconds / (r.c.files / r.c.seconds);
       return `| ${r.bench.name} | ${format(r.a)} | ${format(r.b)} | ${format(r.c)} | ${format(r.d)} | ${(throughput(r.b) / ceiling).toFixed(2)} | ${vsCli.toFixed(0)}× | ${mib(r.b.rssPeak)} (+${mib(r.b.rssPeak - r.b.rssBaseline)}) |`;
+    }),
+    '',
+    'CPU per file, all processes (clamd + moto + client), ms — and the most files/s that CPU allows on this machine:',
+    '',
+    '| case | (a) raw | (d) GetObject | (b) worker | of which the worker process | (b) CPU-bound ceiling | (b) share of that ceiling |',
+    '|---|---|---|---|---|---|---|',
+    ...results.map((r) => {
+      const perFile = (rate: Rate): number => (rate.cpuMs ?? 0) / rate.files;
+      const ceiling = (availableParallelism() * 1000) / perFile(r.b);
+      return `| ${r.bench.name} | ${perFile(r.a).toFixed(1)} | ${perFile(r.d).toFixed(1)} | ${perFile(r.b).toFixed(1)} | ${(r.b.workerCpuMs / r.b.files).toFixed(1)} | ${ceiling.toFixed(1)} files/s | ${(r.b.files / r.b.seconds / ceiling).toFixed(2)} |`;
     }),
     '',
   ];

@@ -28,6 +28,8 @@ export interface ProbeOutput {
   readonly verdicts: Record<string, number>;
   readonly rssBaseline: number;
   readonly rssPeak: number;
+  /** CPU time this process used while measuring (user + system). */
+  readonly cpuMs: number;
 }
 
 async function main(): Promise<void> {
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
   let bytes = 0;
   let next = 0;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const lane = async (): Promise<void> => {
     for (;;) {
       const object = input.objects[next];
@@ -62,9 +65,17 @@ async function main(): Promise<void> {
   };
   await Promise.all(Array.from({ length: input.concurrency }, lane));
   const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   clearInterval(sampler);
   rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
-  const output: ProbeOutput = { elapsedMs, bytes, verdicts, rssBaseline, rssPeak };
+  const output: ProbeOutput = {
+    elapsedMs,
+    bytes,
+    verdicts,
+    rssBaseline,
+    rssPeak,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
   process.stdout.write(`${JSON.stringify(output)}\n`);
 }
 
