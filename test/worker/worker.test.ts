@@ -230,6 +230,25 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
     }
   });
 
+  test("an object above clamd's StreamMaxLength (worker limit set higher) is Unscannable too-large, not an error", async () => {
+    const queueUrl = await h.createQueue('stream-limit-jobs');
+    const machine = await h.createStateMachine('stream-limit', { queueUrl });
+    const config = workerConfig(h, {
+      queueUrl,
+      maxObjectBytes: 64 * MiB,
+      metrics: { enabled: false, namespace: 'x', dimensions: [] },
+    });
+    const generous = await startWorker(config, { ...workerClients(h), log: silentLogger }, FAST);
+    try {
+      const end = await h.waitForEnd(
+        await h.startScan(await h.put('limits/over-stream-max.bin', Buffer.alloc(17 * MiB)), machine),
+      );
+      expect(end).toMatchObject({ status: 'SUCCEEDED', output: { verdict: 'Unscannable', reason: 'too-large' } });
+    } finally {
+      await generous.stop();
+    }
+  });
+
   test('with clamd stopped the task fails with ScannerUnavailableError after the retries', async () => {
     const own = await startClamd({ logDir: h.logDir, workDir: join(h.logDir, 'clamd-doomed') });
     const queueUrl = await h.createQueue('doomed-jobs');
