@@ -204,6 +204,7 @@ export async function startWorker(
       bucket: job.object.bucket,
       key: job.object.key,
       versionId: job.object.versionId,
+      executionArn: job.executionArn,
       receiveCount: message.Attributes?.ApproximateReceiveCount,
     };
     try {
