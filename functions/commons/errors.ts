@@ -28,6 +28,14 @@ export class ScannerUnavailableError extends Error {
   }
 }
 
+/** S3 kept failing while the object was read (5xx, throttling, broken downloads), after the worker's retries. */
+export class ObjectReadError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ObjectReadError';
+  }
+}
+
 /** A scan-jobs message that does not match the schema. Retrying the same message cannot help. */
 export class InvalidScanJobError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -49,5 +57,6 @@ export const TASK_FAILURE_ERRORS = [
   ObjectNotFoundError,
   AccessDeniedError,
   ScannerUnavailableError,
+  ObjectReadError,
   InvalidScanJobError,
 ] as const;

@@ -1,6 +1,11 @@
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { AccessDeniedError, ObjectNotFoundError, ScannerUnavailableError } from '../../functions/commons/errors.js';
+import {
+  AccessDeniedError,
+  ObjectNotFoundError,
+  ObjectReadError,
+  ScannerUnavailableError,
+} from '../../functions/commons/errors.js';
 import type { ObjectIdentity, ScanJob } from '../../functions/commons/scan-job.js';
 import type { Verdict } from '../../functions/commons/verdict.js';
 import { type ClamdScanner, ClamdUnavailableError } from './clamd-client.js';
@@ -39,7 +44,7 @@ class IncompleteDownloadError extends Error {
 /**
  * Scans one exact object version. The size decides too-large without downloading; GetObject (exact
  * version, conditional on the ETag) is streamed straight into clamd. Throws only the contract errors
- * (ObjectNotFoundError, AccessDeniedError, ScannerUnavailableError) or an abort.
+ * (ObjectNotFoundError, AccessDeniedError, ScannerUnavailableError, ObjectReadError) or an abort.
  */
 export async function scanObject(
   job: Pick<ScanJob, 'object' | 'settings'>,
@@ -76,6 +81,8 @@ export async function scanObject(
   if (size === 0) return { verdict: { verdict: 'Clean' }, bytesScanned: 0, objectSize: 0 };
 
   let lastProblem = '';
+  // Which side failed last decides the error name: clamd (ScannerUnavailableError) or S3 (ObjectReadError).
+  let lastFailedSide: 'scanner' | 'read' = 'scanner';
   for (let attempt = 1; attempt <= options.attempts; attempt += 1) {
     if (attempt > 1) await sleep(options.backoffMs * 2 ** (attempt - 2), options.signal);
     try {
@@ -90,6 +97,7 @@ export async function scanObject(
         return { verdict: outcome.verdict, bytesScanned: scanned.bytes, objectSize: scanned.size };
       }
       lastProblem = outcome.detail;
+      lastFailedSide = 'scanner';
     } catch (error) {
       if (options.signal?.aborted) throw error;
       if (error instanceof ObjectNotFoundError || error instanceof AccessDeniedError) throw error;
@@ -97,9 +105,11 @@ export async function scanObject(
         throw new ScannerUnavailableError(`scan failed: ${message(error)}`, { cause: error });
       }
       lastProblem = message(error);
+      lastFailedSide = error instanceof ClamdUnavailableError ? 'scanner' : 'read';
     }
   }
-  throw new ScannerUnavailableError(`no verdict after ${options.attempts} attempts: ${lastProblem}`);
+  const summary = `no verdict after ${options.attempts} attempts: ${lastProblem}`;
+  throw lastFailedSide === 'read' ? new ObjectReadError(summary) : new ScannerUnavailableError(summary);
 }
 
 type Scanned =

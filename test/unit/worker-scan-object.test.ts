@@ -2,7 +2,12 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { beforeEach, describe, expect, it } from '@jest/globals';
 import { mockClient } from 'aws-sdk-client-mock';
-import { AccessDeniedError, ObjectNotFoundError, ScannerUnavailableError } from '../../functions/commons/errors.js';
+import {
+  AccessDeniedError,
+  ObjectNotFoundError,
+  ObjectReadError,
+  ScannerUnavailableError,
+} from '../../functions/commons/errors.js';
 import { type ClamdScanner, type ClamdScanReply, ClamdUnavailableError } from '../../scanner-image/src/clamd-client.js';
 import { scanObject } from '../../scanner-image/src/scan-object.js';
 
@@ -115,13 +120,11 @@ describe('scanObject', () => {
     );
   });
 
-  it('never calls a short download Clean: retries, then ScannerUnavailableError', async () => {
+  it('never calls a short download Clean: retries, then ObjectReadError (S3, not clamd, failed)', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
     s3.on(GetObjectCommand).callsFake(() => ({ Body: body(6) }));
     const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes })]);
-    await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toBeInstanceOf(
-      ScannerUnavailableError,
-    );
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toBeInstanceOf(ObjectReadError);
     expect(scanner.scans).toBe(3);
   });
 
@@ -152,9 +155,17 @@ describe('scanObject', () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
     s3.on(GetObjectCommand).callsFake(() => ({ Body: body(10) }));
     const scanner = fakeScanner([() => new ClamdUnavailableError('ECONNREFUSED')]);
-    await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toThrow(
-      /no verdict after 3 attempts: ECONNREFUSED/,
-    );
+    const scanning = scanObject({ object }, { s3: client, scanner }, options);
+    await expect(scanning).rejects.toBeInstanceOf(ScannerUnavailableError);
+    await expect(scanning).rejects.toThrow(/no verdict after 3 attempts: ECONNREFUSED/);
+  });
+
+  it('gives up with ObjectReadError when S3 keeps failing the download', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).rejects(s3Error('SlowDown', 503));
+    const scanning = scanObject({ object }, { s3: client, scanner: fakeScanner([]) }, options);
+    await expect(scanning).rejects.toBeInstanceOf(ObjectReadError);
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(3);
   });
 
   it('trusts the size pinned by start-scan: too-large without any S3 call', async () => {
