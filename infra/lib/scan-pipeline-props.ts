@@ -125,7 +125,8 @@ export interface ScanPipelineProps {
   readonly maxWorkers?: number;
   /**
    * Jobs one worker scans at once (`WORKER_CONCURRENCY`); autoscaling targets one worker per this many
-   * waiting or running jobs.
+   * waiting or running jobs. At most clamd's `MaxThreads` (32, scanner-image/clamd.conf): more would only
+   * queue inside clamd while their heartbeats claim progress.
    * @default 4
    */
   readonly workerConcurrency?: number;
@@ -417,7 +418,7 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   if (p.minWorkers > p.maxWorkers) {
     problems.push(`minWorkers (${p.minWorkers}) must not exceed maxWorkers (${p.maxWorkers})`);
   }
-  integerIn(problems, 'workerConcurrency', p.workerConcurrency, 1, 64);
+  integerIn(problems, 'workerConcurrency', p.workerConcurrency, 1, 32);
   const memories = FARGATE_MEMORY_BY_CPU[p.workerCpu];
   if (memories === undefined) {
     problems.push(`workerCpu must be one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')} (got ${p.workerCpu})`);
