@@ -4,7 +4,7 @@ import { type ClamdLimits, startClamd } from './clamd.js';
 import { PROJECT_ROOT, startMoto } from './moto.js';
 import { GiveUpWaiting, type ManagedProcess, startProcess, waitFor } from './processes.js';
 import { createLocalClients, type LocalClients, type LocalLayout, provisionLocalPipeline } from './provision.js';
-import { type RunningEventSource, type SqsLambdaHandler, startSqsEventSource } from './sqs-event-source.js';
+import { type SqsLambdaHandler, startSqsEventSource } from './sqs-event-source.js';
 
 export const LOCAL_REGION = 'us-east-1';
 export const STATE_DIR = join(PROJECT_ROOT, '.scanflow');
@@ -27,6 +27,8 @@ export interface LocalRuntime {
   readonly logDir: string;
   readonly clamd: { readonly host: string; readonly port: number; readonly version: string };
   readonly worker: ManagedProcess;
+  /** Records each in-process handler took, and how many it failed. */
+  handlerStats(): Record<'startScan' | 'recordResult', { readonly succeeded: number; readonly failed: number }>;
   /** What a user needs to drive the pipeline by hand; also written to .scanflow/local.json. */
   describe(): Record<string, unknown>;
   stop(): Promise<void>;
@@ -135,17 +137,34 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       // Lambda turns the EMF lines Powertools prints into CloudWatch metrics; nothing does that locally.
       POWERTOOLS_METRICS_DISABLED: 'true',
     });
-    const { handler } = (await import('../../functions/start-scan/handler.js')) as { handler: SqsLambdaHandler };
+    const { handler: startScan } = (await import('../../functions/start-scan/handler.js')) as {
+      handler: SqsLambdaHandler;
+    };
     log('running start-scan behind an SQS event source on scan-requests');
-    const eventSource: RunningEventSource = await startSqsEventSource({
+    const startScanSource = await startSqsEventSource({
       sqs: clients.sqs,
       queueUrl: layout.queues.scanRequests,
       region: LOCAL_REGION,
       functionName: 'start-scan',
-      handler,
+      handler: startScan,
       onError: (error) => log(`start-scan: ${error instanceof Error ? error.message : String(error)}`),
     });
-    stops.push(() => eventSource.stop());
+    stops.push(() => startScanSource.stop());
+
+    process.env.PIPELINE_NAME = 'local';
+    const { handler: recordResult } = (await import('../../functions/record-result/handler.js')) as {
+      handler: SqsLambdaHandler;
+    };
+    log('running record-result behind an SQS event source on the results topic');
+    const recordResultSource = await startSqsEventSource({
+      sqs: clients.sqs,
+      queueUrl: layout.queues.resultsMetrics,
+      region: LOCAL_REGION,
+      functionName: 'record-result',
+      handler: recordResult,
+      onError: (error) => log(`record-result: ${error instanceof Error ? error.message : String(error)}`),
+    });
+    stops.push(() => recordResultSource.stop());
 
     const runtime: LocalRuntime = {
       layout,
@@ -153,6 +172,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       logDir,
       clamd: { host: clamd.host, port: clamd.port, version: clamd.version },
       worker,
+      handlerStats: () => ({ startScan: startScanSource.stats(), recordResult: recordResultSource.stats() }),
       describe: () => ({
         endpoint: layout.endpoint,
         region: layout.region,

@@ -22,6 +22,7 @@ export interface LocalLayout {
     readonly scanJobs: string;
     readonly scanJobsDlq: string;
     readonly results: string;
+    readonly resultsMetrics: string;
   };
   readonly resultsTopicArn: string;
   readonly stateMachineArn: string;
@@ -102,6 +103,7 @@ export async function provisionLocalPipeline(
     deadLetterArn: scanJobsDlq.arn,
   });
   const results = await createQueue(sqs, `${p}-results`, { visibilityTimeoutSeconds: 30 });
+  const resultsMetrics = await createQueue(sqs, `${p}-results-metrics`, { visibilityTimeoutSeconds: 30 });
 
   await s3.send(
     new PutBucketNotificationConfigurationCommand({
@@ -126,12 +128,22 @@ export async function provisionLocalPipeline(
 
   const topic = await sns.send(new CreateTopicCommand({ Name: `${p}-results` }));
   if (!topic.TopicArn) throw new Error('results topic was not created');
+  // What a user's subscriber sees (the SNS envelope) …
   await sns.send(
     new SubscribeCommand({
       TopicArn: topic.TopicArn,
       Protocol: 'sqs',
       Endpoint: results.arn,
       Attributes: { RawMessageDelivery: 'false' },
+    }),
+  );
+  // … and the result recorder's queue, with raw delivery as the stack configures it.
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: topic.TopicArn,
+      Protocol: 'sqs',
+      Endpoint: resultsMetrics.arn,
+      Attributes: { RawMessageDelivery: 'true' },
     }),
   );
 
@@ -160,6 +172,7 @@ export async function provisionLocalPipeline(
       scanJobs: scanJobs.url,
       scanJobsDlq: scanJobsDlq.url,
       results: results.url,
+      resultsMetrics: resultsMetrics.url,
     },
     resultsTopicArn: topic.TopicArn,
     stateMachineArn: machine.stateMachineArn,

@@ -1,14 +1,7 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { moveFailed, parseScanNotification, type ScanNotification } from '../../functions/commons/scan-notification.js';
 
-/** The NotifyResult message, as published by the state machine (statemachines/scan-object.asl.json). */
-export interface ScanNotification {
-  readonly object: { bucket: string; key: string; versionId: string; etag: string; size: number };
-  readonly verdict: string;
-  readonly scan: { verdict: string; reason?: string; signature?: string; scanVerdict?: string; scanMs?: number };
-  readonly placement: { area: string; bucket?: string };
-  readonly failure: { Error?: string; Cause?: string } | null;
-  readonly executionArn: string;
-}
+export type { ScanNotification };
 
 export interface ReceivedResult {
   readonly notification: ScanNotification;
@@ -29,10 +22,7 @@ export async function receiveResults(sqs: SQSClient, queueUrl: string, waitTimeS
       Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
     }),
   );
-  return messages.map((message) => {
-    const envelope = JSON.parse(message.Body ?? '{}') as { Message?: string };
-    return { notification: JSON.parse(envelope.Message ?? '{}') as ScanNotification, receivedAt };
-  });
+  return messages.map((message) => ({ notification: parseScanNotification(message.Body ?? ''), receivedAt }));
 }
 
 export function executionNameOf(executionArn: string): string {
@@ -41,8 +31,8 @@ export function executionNameOf(executionArn: string): string {
 
 /** "quarantine (bucket)" / "destination (bucket)" / "staging (blocked)" — where an operator finds the object. */
 export function describePlacement(notification: ScanNotification): string {
-  const { placement, failure } = notification;
-  if (placement.area === 'staging') return failure ? 'staging (blocked; move failed)' : 'staging (blocked)';
+  const { placement } = notification;
+  if (placement.area === 'staging') return moveFailed(notification) ? 'staging (move failed)' : 'staging (blocked)';
   return `${placement.area} (${placement.bucket ?? '?'})`;
 }
 

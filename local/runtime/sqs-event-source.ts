@@ -22,6 +22,8 @@ export interface SqsEventSourceOptions {
 }
 
 export interface RunningEventSource {
+  /** Records handled so far, and how many of them the handler reported as failed. */
+  stats(): { readonly succeeded: number; readonly failed: number };
   stop(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
   const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
   const queueArn = attrs.Attributes?.QueueArn ?? queueUrl;
   const controller = new AbortController();
+  const counts = { succeeded: 0, failed: 0 };
 
   const loop = (async () => {
     while (!controller.signal.aborted) {
@@ -107,9 +110,12 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
         failed = new Set((response?.batchItemFailures ?? []).map((failure) => failure.itemIdentifier));
       } catch (error) {
         options.onError?.(error);
+        counts.failed += records.length;
         continue; // the whole batch is retried after its visibility timeout
       }
       const succeeded = records.filter((record) => !failed.has(record.messageId));
+      counts.succeeded += succeeded.length;
+      counts.failed += records.length - succeeded.length;
       if (succeeded.length > 0) {
         await sqs.send(
           new DeleteMessageBatchCommand({
@@ -122,6 +128,7 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
   })();
 
   return {
+    stats: () => ({ ...counts }),
     async stop() {
       controller.abort();
       await loop;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { GetObjectTaggingCommand, HeadObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime/pipeline.js';
+import { waitFor } from '../../local/runtime/processes.js';
 import { scanThroughPipeline, type UploadOutcome } from '../../local/runtime/scan-session.js';
 import { buildSamples, LOCAL_LIMITS, type Sample } from '../../local/samples.js';
 
@@ -87,6 +88,17 @@ describe('the local run, end to end', () => {
       });
       if (area !== 'staging') expect(await exists(staging, sample.key)).toBe(false);
     }
+  });
+
+  it('records every result once in the pipeline metrics, and start-scan failed no event', async () => {
+    await waitFor(
+      'record-result to take every result',
+      async () => runtime.handlerStats().recordResult.succeeded >= samples.length,
+      30_000,
+    );
+    const stats = runtime.handlerStats();
+    expect(stats.recordResult).toEqual({ succeeded: samples.length, failed: 0 });
+    expect(stats.startScan.failed).toBe(0);
   });
 
   it('never calls an Unscannable or Infected sample Clean, and names what it found', () => {

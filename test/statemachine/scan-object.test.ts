@@ -9,6 +9,7 @@ import {
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ScanJob } from '../../functions/commons/scan-job.js';
+import { type ScanNotification, scanNotificationSchema } from '../../functions/commons/scan-notification.js';
 import type { S3Tag } from '../../functions/commons/verdict.js';
 import type { StartScanConfig } from '../../functions/start-scan/config.js';
 import { parseScanRequest } from '../../functions/start-scan/object-events.js';
@@ -115,14 +116,8 @@ async function exists(bucket: string, key: string, versionId?: string): Promise<
 }
 
 interface ResultMessage {
-  readonly body: {
-    object: { bucket: string; key: string; versionId: string };
-    verdict: string;
-    scan: { verdict: string; reason?: string; signature?: string; scanVerdict?: string };
-    placement: { area: string; bucket?: string };
-    failure: { Error: string } | null;
-    executionArn: string;
-  };
+  /** Parsed with the schema every subscriber uses: a path whose message drifts from it fails here. */
+  readonly body: ScanNotification;
   readonly attributes: Record<string, string>;
 }
 
@@ -135,7 +130,7 @@ async function notificationFor(executionArn: string): Promise<ResultMessage> {
     async () => {
       for (const envelope of await receiveAll(pipeline.clients.sqs, pipeline.layout.queues.results, 1)) {
         seen.push({
-          body: JSON.parse(envelope.Message) as ResultMessage['body'],
+          body: scanNotificationSchema.parse(JSON.parse(envelope.Message)),
           attributes: Object.fromEntries(
             Object.entries(envelope.MessageAttributes ?? {}).map(([name, value]) => [name, value.Value]),
           ),

@@ -1,0 +1,128 @@
+import { afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { ScanNotification } from '../../functions/commons/scan-notification.js';
+import { resultMetrics } from '../../functions/record-result/result-metrics.js';
+
+function notification(overrides: Partial<ScanNotification> = {}): ScanNotification {
+  return {
+    object: { bucket: 'staging', key: 'a.txt', versionId: 'v1', etag: '"e"', size: 3 },
+    verdict: 'Clean',
+    scan: { verdict: 'Clean' },
+    placement: { area: 'destination', bucket: 'clean' },
+    failure: null,
+    executionArn: 'arn:aws:states:eu-west-1:123456789012:execution:scan-object:a-txt-0',
+    ...overrides,
+  };
+}
+
+describe('resultMetrics', () => {
+  it('counts a Clean result once, by verdict', () => {
+    expect(resultMetrics(notification())).toEqual([{ name: 'ScanResults', dimensions: { Verdict: 'Clean' } }]);
+  });
+
+  it('counts Unscannable and Error results by reason too', () => {
+    const unscannable = notification({
+      verdict: 'Unscannable',
+      scan: { verdict: 'Unscannable', reason: 'encrypted' },
+      placement: { area: 'staging' },
+    });
+    expect(resultMetrics(unscannable)).toContainEqual({
+      name: 'ScanResultsByReason',
+      dimensions: { Verdict: 'Unscannable', Reason: 'encrypted' },
+    });
+  });
+
+  it('counts heartbeat loss as one reason, whichever name the engine gives it', () => {
+    const reasons = ['States.HeartbeatTimeout', 'States.Timeout'].map(
+      (reason) =>
+        resultMetrics(
+          notification({
+            verdict: 'Error',
+            scan: { verdict: 'Error', reason },
+            placement: { area: 'staging' },
+            failure: { Error: reason },
+          }),
+        )[1]?.dimensions.Reason,
+    );
+    expect(reasons).toEqual(['States.Timeout', 'States.Timeout']);
+  });
+
+  it('counts a Clean object that could not be promoted as a move failure', () => {
+    const stuck = notification({ placement: { area: 'staging' }, failure: { Error: 'S3.S3Exception' } });
+    expect(resultMetrics(stuck)).toContainEqual({ name: 'MoveFailures', dimensions: { Verdict: 'Clean' } });
+  });
+});
+
+type Handler = (event: SQSEvent, context: Context) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
+let handler: Handler;
+
+beforeAll(async () => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.PIPELINE_NAME = 'prod';
+  ({ handler } = (await import('../../functions/record-result/handler.js')) as unknown as { handler: Handler });
+});
+
+afterEach(() => {
+  jest.restoreAllMocks();
+});
+
+function record(messageId: string, body: string): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: messageId,
+    body,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: '0',
+      SenderId: 'x',
+      ApproximateFirstReceiveTimestamp: '0',
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:results-metrics',
+    awsRegion: 'eu-west-1',
+  };
+}
+
+const context = {
+  functionName: 'record-result',
+  awsRequestId: 'r',
+  getRemainingTimeInMillis: () => 1000,
+} as unknown as Context;
+
+describe('record-result handler', () => {
+  it('publishes one EMF document per result with the Pipeline and Verdict dimensions', async () => {
+    const written: string[] = [];
+    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    const infected = notification({
+      verdict: 'Infected',
+      scan: { verdict: 'Infected', signature: 'Eicar' },
+      placement: { area: 'quarantine' },
+    });
+    // Raw delivery and an SNS envelope are both accepted.
+    const result = await handler(
+      {
+        Records: [
+          record('raw', JSON.stringify(infected)),
+          record('enveloped', JSON.stringify({ Type: 'Notification', Message: JSON.stringify(notification()) })),
+          record('garbage', '{"not":"a result"}'),
+        ],
+      },
+      context,
+    );
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'garbage' }]);
+    const emf = written
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter((line) => line.includes('"_aws"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(emf).toHaveLength(2);
+    expect(emf.map((doc) => [doc.Pipeline, doc.Verdict, doc.ScanResults, doc.service])).toEqual([
+      ['prod', 'Infected', 1, undefined],
+      ['prod', 'Clean', 1, undefined],
+    ]);
+  });
+});
