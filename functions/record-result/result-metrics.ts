@@ -30,7 +30,8 @@ export function resultMetrics(notification: ScanNotification): ResultMetric[] {
     });
   }
   if (moveFailed(notification)) {
-    metrics.push({ name: RESULT_METRICS.moveFailures, dimensions: { Verdict: verdict } });
+    // Pipeline only, so one alarm covers both directions.
+    metrics.push({ name: RESULT_METRICS.moveFailures, dimensions: {} });
   }
   return metrics;
 }

@@ -8,6 +8,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { VERDICT_NAMES, type VerdictName } from '../../functions/commons/verdict.js';
+import { RESULT_METRICS } from '../../functions/record-result/result-metrics.js';
 
 /** The worker's metric names (scanner-image reports them; see DESIGN "Scanner worker"). */
 export const WORKER_METRICS = {
@@ -25,6 +26,9 @@ export interface ScanMonitoringProps {
   readonly scanJobsDlq: sqs.IQueue;
   readonly stateMachine: sfn.IStateMachine;
   readonly startScan: lambda.IFunction;
+  /** Publishes ScanResults, the final verdict of every object (functions/record-result). */
+  readonly recordResult: lambda.IFunction;
+  readonly resultsMetricsDlq: sqs.IQueue;
   readonly workerService: ecs.FargateService;
   readonly oldestScanJobAgeAlarmThreshold: Duration;
   /** @default - alarms have no actions */
@@ -50,7 +54,9 @@ export class ScanMonitoring extends Construct {
         period,
         ...(labelled ? { label: verdict ?? `${metricName} (${statistic})` } : {}),
       });
-    const verdictMetrics = VERDICT_NAMES.map((verdict) => workerMetric(WORKER_METRICS.objectsScanned, 'Sum', verdict));
+    // The worker counts scan attempts (a retried attempt counts again); record-result counts final verdicts.
+    const attemptMetrics = VERDICT_NAMES.map((verdict) => workerMetric(WORKER_METRICS.objectsScanned, 'Sum', verdict));
+    const resultMetrics = VERDICT_NAMES.map((verdict) => workerMetric(RESULT_METRICS.results, 'Sum', verdict));
 
     const runningWorkers = new cloudwatch.Metric({
       namespace: 'ECS/ContainerInsights',
@@ -81,9 +87,24 @@ export class ScanMonitoring extends Construct {
 
     alarm(
       'ErrorVerdicts',
-      workerMetric(WORKER_METRICS.objectsScanned, 'Sum', 'Error', false),
+      workerMetric(RESULT_METRICS.results, 'Sum', 'Error', false),
       1,
-      'Objects ended with verdict Error (scanner unavailable, access denied, timeout): they stay blocked in staging.',
+      'Objects ended with verdict Error after retries (scanner unavailable, access denied, heartbeat loss, tag-limit): they stay blocked in staging.',
+    );
+    alarm(
+      'MoveFailures',
+      workerMetric(RESULT_METRICS.moveFailures, 'Sum', undefined, false),
+      1,
+      'Objects got their verdict but could not be promoted or quarantined: they stay in staging, tagged.',
+    );
+    alarm(
+      'ResultsMetricsDlqDepth',
+      props.resultsMetricsDlq.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: 'Maximum',
+      }),
+      1,
+      'Result notifications record-result could not count: the ScanResults metrics undercount.',
     );
     alarm(
       'ScanRequestsDlqDepth',
@@ -125,8 +146,14 @@ export class ScanMonitoring extends Construct {
     });
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
-        title: 'Objects scanned by verdict',
-        left: verdictMetrics,
+        title: 'Objects by final verdict',
+        left: resultMetrics,
+        stacked: true,
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Scan attempts by outcome (worker)',
+        left: attemptMetrics,
         stacked: true,
         width: 12,
       }),
@@ -181,6 +208,10 @@ export class ScanMonitoring extends Construct {
             statistic: 'Maximum',
           }),
           props.scanJobsDlq.metricApproximateNumberOfMessagesVisible({ label: 'scan-jobs DLQ', statistic: 'Maximum' }),
+          props.resultsMetricsDlq.metricApproximateNumberOfMessagesVisible({
+            label: 'results-metrics DLQ',
+            statistic: 'Maximum',
+          }),
         ],
         width: 8,
       }),

@@ -15,6 +15,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -33,6 +34,19 @@ import { workerScalingSteps } from './worker-scaling.js';
 /** The repository root: the scanner image's build context and the base of the function entries. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const START_SCAN_ENTRY = join(REPO_ROOT, 'functions', 'start-scan', 'handler.ts');
+export const RECORD_RESULT_ENTRY = join(REPO_ROOT, 'functions', 'record-result', 'handler.ts');
+
+/** Both Lambdas are ESM bundles built locally with esbuild, SDK included: the version we test is the one that runs. */
+const LAMBDA_BUNDLING = {
+  format: OutputFormat.ESM,
+  mainFields: ['module', 'main'],
+  banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+  target: 'node22',
+  minify: true,
+  sourceMap: true,
+  externalModules: [],
+  forceDockerBundling: false,
+};
 const STOP_TIMEOUT = Duration.minutes(2); // Fargate's maximum
 const WORKER_CONTAINER_NAME = 'scanner';
 
@@ -54,6 +68,10 @@ export class ScanPipeline extends Construct {
   readonly scanJobsDlq: sqs.Queue;
   readonly stateMachine: sfn.StateMachine;
   readonly startScanFunction: NodejsFunction;
+  /** Counts every object's final verdict (ScanResults) from the results topic. */
+  readonly recordResultFunction: NodejsFunction;
+  readonly resultsMetricsQueue: sqs.Queue;
+  readonly resultsMetricsDlq: sqs.Queue;
   readonly vpc: ec2.IVpc;
   readonly cluster: ecs.Cluster;
   readonly workerService: ecs.FargateService;
@@ -301,17 +319,7 @@ export class ScanPipeline extends Construct {
         POWERTOOLS_METRICS_NAMESPACE: p.metricsNamespace,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        mainFields: ['module', 'main'],
-        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
-        target: 'node22',
-        minify: true,
-        sourceMap: true,
-        // Bundle the SDK too: the version we test is the version that runs.
-        externalModules: [],
-        forceDockerBundling: false,
-      },
+      bundling: LAMBDA_BUNDLING,
     });
     this.stateMachine.grantStartExecution(startScanRole);
     this.startScanFunction.addEventSource(
@@ -320,6 +328,54 @@ export class ScanPipeline extends Construct {
         reportBatchItemFailures: true,
         ...(p.startScanBatchSize > 10 ? { maxBatchingWindow: Duration.seconds(1) } : {}),
       }),
+    );
+
+    // ---------- record-result: the last step, metrics of every final verdict ----------
+    this.resultsMetricsDlq = new sqs.Queue(this, 'ResultsMetricsDlq', {
+      ...queueDefaults,
+      retentionPeriod: Duration.days(14),
+    });
+    this.resultsMetricsQueue = new sqs.Queue(this, 'ResultsMetrics', {
+      ...queueDefaults,
+      visibilityTimeout: Duration.minutes(3),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.resultsMetricsDlq, maxReceiveCount: 5 },
+    });
+    this.resultsTopic.addSubscription(
+      new subscriptions.SqsSubscription(this.resultsMetricsQueue, { rawMessageDelivery: true }),
+    );
+    const recordResultLogs = new logs.LogGroup(this, 'RecordResultLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const recordResultRole = new iam.Role(this, 'RecordResultRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${p.pipelineName}: record-result turns result notifications into CloudWatch metrics (EMF)`,
+    });
+    recordResultLogs.grantWrite(recordResultRole);
+    this.recordResultFunction = new NodejsFunction(this, 'RecordResult', {
+      description: 'Counts every scanned object by final verdict (EMF metrics) from the results topic',
+      entry: RECORD_RESULT_ENTRY,
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      role: recordResultRole,
+      logGroup: recordResultLogs,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      environment: {
+        PIPELINE_NAME: p.pipelineName,
+        POWERTOOLS_SERVICE_NAME: 'record-result',
+        POWERTOOLS_METRICS_NAMESPACE: p.metricsNamespace,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: LAMBDA_BUNDLING,
+    });
+    this.recordResultFunction.addEventSource(
+      new SqsEventSource(this.resultsMetricsQueue, { batchSize: 10, reportBatchItemFailures: true }),
     );
 
     // ---------- EventBridge ----------
@@ -514,6 +570,8 @@ export class ScanPipeline extends Construct {
       scanJobsDlq: this.scanJobsDlq,
       stateMachine: this.stateMachine,
       startScan: this.startScanFunction,
+      recordResult: this.recordResultFunction,
+      resultsMetricsDlq: this.resultsMetricsDlq,
       workerService: this.workerService,
       oldestScanJobAgeAlarmThreshold: p.oldestScanJobAgeAlarmThreshold,
       ...(p.alarmTopic ? { alarmTopic: p.alarmTopic } : {}),

@@ -34,7 +34,9 @@ function ids(): {
     Properties: { DefinitionSubstitutions: Record<string, unknown>; RoleArn: unknown };
   }>;
   const [fn] = Object.values(
-    template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    template.findResources('AWS::Lambda::Function', {
+      Properties: { Environment: { Variables: { STATE_MACHINE_ARN: Match.anyValue() } } },
+    }),
   ) as Array<{
     Properties: { Role: unknown };
   }>;

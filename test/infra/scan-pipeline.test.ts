@@ -60,7 +60,9 @@ beforeAll(() => {
   ).Properties;
 
   const [startScanId, startScan] = only(
-    template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    template.findResources('AWS::Lambda::Function', {
+      Properties: { Environment: { Variables: { STATE_MACHINE_ARN: Match.anyValue() } } },
+    }),
     'start-scan function',
   );
   const [, taskDefinition] = only(template.findResources('AWS::ECS::TaskDefinition'), 'task definition');
@@ -348,7 +350,8 @@ describe('events and queues', () => {
 
   test('every queue is encrypted and refuses plain HTTP', () => {
     const queues = template.findResources('AWS::SQS::Queue');
-    expect(Object.keys(queues).length).toBe(4);
+    // scan-requests, scan-jobs, results-metrics and a dead-letter queue for each.
+    expect(Object.keys(queues).length).toBe(6);
     for (const [id, queue] of Object.entries(queues)) {
       expect((queue as { Properties: Record<string, unknown> }).Properties.SqsManagedSseEnabled).toBe(true);
       template.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -535,16 +538,28 @@ describe('worker pool', () => {
 });
 
 describe('monitoring', () => {
-  test('alarms on Error verdicts with the Verdict=Error dimension', () => {
+  test('alarms on final Error verdicts (ScanResults from record-result), not on retried scan attempts', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'Scanflow',
-      MetricName: 'ObjectsScanned',
+      MetricName: 'ScanResults',
       Dimensions: Match.arrayWith([
         { Name: 'Pipeline', Value: 'scanflow' },
         { Name: 'Verdict', Value: 'Error' },
       ]),
       Statistic: 'Sum',
       Threshold: 1,
+    });
+    const onAttempts = template.findResources('AWS::CloudWatch::Alarm', {
+      Properties: { MetricName: 'ObjectsScanned' },
+    });
+    expect(Object.keys(onAttempts)).toEqual([]);
+  });
+
+  test('alarms on objects that got a verdict but could not be moved', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'Scanflow',
+      MetricName: 'MoveFailures',
+      Dimensions: [{ Name: 'Pipeline', Value: 'scanflow' }],
     });
   });
 
@@ -556,7 +571,7 @@ describe('monitoring', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/SQS', MetricName: metricName });
   });
 
-  test('alarms on DLQ depth for both dead-letter queues and on the age of scan-jobs', () => {
+  test('alarms on DLQ depth for the three dead-letter queues and on the age of scan-jobs', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => (a as { Properties: Record<string, unknown> }).Properties,
     );
@@ -565,7 +580,7 @@ describe('monitoring', () => {
     const dlqAlarms = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible').flatMap(queueOf);
     expect(dlqAlarms).not.toContain(ids.scanJobs);
     expect(dlqAlarms).not.toContain(ids.scanRequests);
-    expect(dlqAlarms.length).toBe(2);
+    expect(dlqAlarms.length).toBe(3);
     const ageAlarm = alarms.find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage');
     expect(ageAlarm && queueOf(ageAlarm)).toEqual([ids.scanJobs]);
     expect(ageAlarm?.Threshold).toBe(900);
@@ -584,6 +599,7 @@ describe('monitoring', () => {
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardBody: body });
     const text = JSON.stringify(body.asObject());
     for (const expected of [
+      'ScanResults',
       'ObjectsScanned',
       'BytesScanned',
       'ScanDuration',
@@ -594,5 +610,61 @@ describe('monitoring', () => {
     ]) {
       expect(text).toContain(expected);
     }
+  });
+});
+
+describe('record-result', () => {
+  function recordResult(): { id: string; role: string; queue: string } {
+    const [id, fn] = only(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: { Environment: { Variables: { PIPELINE_NAME: 'scanflow' } } },
+      }),
+      'record-result function',
+    );
+    const [, mapping] = only(
+      template.findResources('AWS::Lambda::EventSourceMapping', { Properties: { FunctionName: { Ref: id } } }),
+      'record-result event source',
+    );
+    const source = (mapping as { Properties: { EventSourceArn: unknown } }).Properties.EventSourceArn;
+    return {
+      id,
+      role: mustRef((fn as { Properties: { Role: unknown } }).Properties.Role, 'record-result role'),
+      queue: mustRef(source, 'record-result queue'),
+    };
+  }
+
+  test('reads every result notification, raw, from a queue subscribed to the results topic', () => {
+    const { id, queue } = recordResult();
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'sqs',
+      TopicArn: { Ref: ids.topic },
+      Endpoint: arnOf(queue),
+      RawMessageDelivery: true,
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: id },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }),
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  test('publishes ScanResults into the pipeline namespace as an ARM64 Node 22 function', () => {
+    const { id } = recordResult();
+    const fn = template.findResources('AWS::Lambda::Function')[id] as {
+      Properties: { Runtime: string; Architectures: string[]; Environment: { Variables: Record<string, string> } };
+    };
+    expect(fn.Properties.Runtime).toBe('nodejs22.x');
+    expect(fn.Properties.Architectures).toEqual(['arm64']);
+    expect(fn.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE).toBe('Scanflow');
+  });
+
+  test('may only consume its queue and write its logs: no S3, Step Functions or SNS rights', () => {
+    const { role } = recordResult();
+    const actions = statementsOfRole(template, role).flatMap(actionsOf);
+    expect(actions.filter((a) => /^(s3|states|sns):/.test(a))).toEqual([]);
+    expect(actions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
   });
 });

@@ -47,9 +47,19 @@ describe('resultMetrics', () => {
     expect(reasons).toEqual(['States.Timeout', 'States.Timeout']);
   });
 
+  it("does not count an Error verdict's scan failure as a move failure", () => {
+    const failed = notification({
+      verdict: 'Error',
+      scan: { verdict: 'Error', reason: 'AccessDeniedError' },
+      placement: { area: 'staging' },
+      failure: { Error: 'AccessDeniedError' },
+    });
+    expect(resultMetrics(failed).map((m) => m.name)).toEqual(['ScanResults', 'ScanResultsByReason']);
+  });
+
   it('counts a Clean object that could not be promoted as a move failure', () => {
     const stuck = notification({ placement: { area: 'staging' }, failure: { Error: 'S3.S3Exception' } });
-    expect(resultMetrics(stuck)).toContainEqual({ name: 'MoveFailures', dimensions: { Verdict: 'Clean' } });
+    expect(resultMetrics(stuck)).toContainEqual({ name: 'MoveFailures', dimensions: {} });
   });
 });
 
