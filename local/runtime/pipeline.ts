@@ -137,34 +137,32 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       // Lambda turns the EMF lines Powertools prints into CloudWatch metrics; nothing does that locally.
       POWERTOOLS_METRICS_DISABLED: 'true',
     });
-    const { handler: startScan } = (await import('../../functions/start-scan/handler.js')) as {
-      handler: SqsLambdaHandler;
+    // Each Lambda handler runs in this process behind its own event source, as its function would on AWS.
+    const runLambda = async (functionName: string, queueUrl: string, module: Promise<unknown>) => {
+      const { handler } = (await module) as { handler: SqsLambdaHandler };
+      log(`running ${functionName} behind an SQS event source`);
+      const source = await startSqsEventSource({
+        sqs: clients.sqs,
+        queueUrl,
+        region: LOCAL_REGION,
+        functionName,
+        handler,
+        onError: (error) => log(`${functionName}: ${error instanceof Error ? error.message : String(error)}`),
+      });
+      stops.push(() => source.stop());
+      return source;
     };
-    log('running start-scan behind an SQS event source on scan-requests');
-    const startScanSource = await startSqsEventSource({
-      sqs: clients.sqs,
-      queueUrl: layout.queues.scanRequests,
-      region: LOCAL_REGION,
-      functionName: 'start-scan',
-      handler: startScan,
-      onError: (error) => log(`start-scan: ${error instanceof Error ? error.message : String(error)}`),
-    });
-    stops.push(() => startScanSource.stop());
-
+    const startScanSource = await runLambda(
+      'start-scan',
+      layout.queues.scanRequests,
+      import('../../functions/start-scan/handler.js'),
+    );
     process.env.PIPELINE_NAME = 'local';
-    const { handler: recordResult } = (await import('../../functions/record-result/handler.js')) as {
-      handler: SqsLambdaHandler;
-    };
-    log('running record-result behind an SQS event source on the results topic');
-    const recordResultSource = await startSqsEventSource({
-      sqs: clients.sqs,
-      queueUrl: layout.queues.resultsMetrics,
-      region: LOCAL_REGION,
-      functionName: 'record-result',
-      handler: recordResult,
-      onError: (error) => log(`record-result: ${error instanceof Error ? error.message : String(error)}`),
-    });
-    stops.push(() => recordResultSource.stop());
+    const recordResultSource = await runLambda(
+      'record-result',
+      layout.queues.resultsMetrics,
+      import('../../functions/record-result/handler.js'),
+    );
 
     const runtime: LocalRuntime = {
       layout,

@@ -1,7 +1,8 @@
 import { afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSEvent } from 'aws-lambda';
 import type { ScanNotification } from '../../functions/commons/scan-notification.js';
 import { resultMetrics } from '../../functions/record-result/result-metrics.js';
+import { sqsRecord } from '../support/sqs-records.js';
 
 function notification(overrides: Partial<ScanNotification> = {}): ScanNotification {
   return {
@@ -76,24 +77,7 @@ afterEach(() => {
   jest.restoreAllMocks();
 });
 
-function record(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: messageId,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: '0',
-      SenderId: 'x',
-      ApproximateFirstReceiveTimestamp: '0',
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:results-metrics',
-    awsRegion: 'eu-west-1',
-  };
-}
+const record = (messageId: string, body: string) => sqsRecord(messageId, body, 'results-metrics');
 
 const context = {
   functionName: 'record-result',

@@ -1,9 +1,10 @@
 import { GetObjectTaggingCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { ScanExecutionInput } from '../../functions/commons/scan-execution.js';
+import { sqsRecord } from '../support/sqs-records.js';
 
 const s3 = mockClient(S3Client);
 const sfn = mockClient(SFNClient);
@@ -29,24 +30,7 @@ beforeEach(() => {
   sfn.on(StartExecutionCommand).resolves({ executionArn: 'arn:exec', startDate: new Date() });
 });
 
-function record(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `rh-${messageId}`,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: '0',
-      SenderId: 'x',
-      ApproximateFirstReceiveTimestamp: '0',
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:scan-requests',
-    awsRegion: 'eu-west-1',
-  };
-}
+const record = (messageId: string, body: string) => sqsRecord(messageId, body, 'scan-requests');
 
 function objectCreated(bucket: string, key: string): string {
   return JSON.stringify({
