@@ -6,13 +6,7 @@ export const VERDICT_NAMES = ['Clean', 'Infected', 'Unscannable', 'Error'] as co
 export type VerdictName = (typeof VERDICT_NAMES)[number];
 
 /** Why an object could not be scanned completely. Each one means "not Clean", never "probably fine". */
-export const UNSCANNABLE_REASONS = [
-  'too-large',
-  'encrypted',
-  'limits-exceeded',
-  'unsupported-encryption',
-  'empty-archive-member',
-] as const;
+export const UNSCANNABLE_REASONS = ['too-large', 'encrypted', 'limits-exceeded', 'unsupported-encryption'] as const;
 export type UnscannableReason = (typeof UNSCANNABLE_REASONS)[number];
 
 export type Verdict =

@@ -9,9 +9,8 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -22,6 +21,7 @@ import { Construct } from 'constructs';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
 import { ScanMonitoring } from './monitoring.js';
 import { acknowledgeNagFindings } from './nag-acknowledgements.js';
+import { createPipelineFunction } from './pipeline-function.js';
 import {
   type ResolvedScanPipelineProps,
   resolveScanPipelineProps,
@@ -36,17 +36,6 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 export const START_SCAN_ENTRY = join(REPO_ROOT, 'functions', 'start-scan', 'handler.ts');
 export const RECORD_RESULT_ENTRY = join(REPO_ROOT, 'functions', 'record-result', 'handler.ts');
 
-/** Both Lambdas are ESM bundles built locally with esbuild, SDK included: the version we test is the one that runs. */
-const LAMBDA_BUNDLING = {
-  format: OutputFormat.ESM,
-  mainFields: ['module', 'main'],
-  banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
-  target: 'node22',
-  minify: true,
-  sourceMap: true,
-  externalModules: [],
-  forceDockerBundling: false,
-};
 const STOP_TIMEOUT = Duration.minutes(2); // Fargate's maximum
 const WORKER_CONTAINER_NAME = 'scanner';
 
@@ -171,25 +160,37 @@ export class ScanPipeline extends Construct {
 
     // ---------- Queues ----------
     const queueDefaults = { encryption: sqs.QueueEncryption.SQS_MANAGED, enforceSSL: true } as const;
-    this.scanRequestsDlq = new sqs.Queue(this, 'ScanRequestsDlq', {
-      ...queueDefaults,
-      retentionPeriod: Duration.days(14),
-    });
-    this.scanRequestsQueue = new sqs.Queue(this, 'ScanRequests', {
-      ...queueDefaults,
+    /** A queue with its dead-letter queue (kept 14 days, long enough to investigate and redrive). */
+    const queueWithDlq = (
+      id: string,
+      props: { visibilityTimeout: Duration; retentionPeriod: Duration; maxReceiveCount: number },
+    ): [sqs.Queue, sqs.Queue] => {
+      const dlq = new sqs.Queue(this, `${id}Dlq`, { ...queueDefaults, retentionPeriod: Duration.days(14) });
+      const queue = new sqs.Queue(this, id, {
+        ...queueDefaults,
+        visibilityTimeout: props.visibilityTimeout,
+        retentionPeriod: props.retentionPeriod,
+        deadLetterQueue: { queue: dlq, maxReceiveCount: props.maxReceiveCount },
+      });
+      return [queue, dlq];
+    };
+    [this.scanRequestsQueue, this.scanRequestsDlq] = queueWithDlq('ScanRequests', {
       // Six times the function timeout, as Lambda recommends for SQS event sources.
       visibilityTimeout: Duration.minutes(3),
       retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.scanRequestsDlq, maxReceiveCount: 5 },
+      maxReceiveCount: 5,
     });
-    this.scanJobsDlq = new sqs.Queue(this, 'ScanJobsDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
-    this.scanJobsQueue = new sqs.Queue(this, 'ScanJobs', {
-      ...queueDefaults,
+    [this.scanJobsQueue, this.scanJobsDlq] = queueWithDlq('ScanJobs', {
       // The worker extends visibility while it scans (ChangeMessageVisibility); this only covers a worker
       // that dies before its first extension. The state machine's heartbeat timeout retries the scan anyway.
       visibilityTimeout: Duration.minutes(5),
       retentionPeriod: Duration.seconds(p.scanMaxTimeoutSeconds * 2),
-      deadLetterQueue: { queue: this.scanJobsDlq, maxReceiveCount: 3 },
+      maxReceiveCount: 3,
+    });
+    [this.resultsMetricsQueue, this.resultsMetricsDlq] = queueWithDlq('ResultsMetrics', {
+      visibilityTimeout: Duration.minutes(3),
+      retentionPeriod: Duration.days(4),
+      maxReceiveCount: 5,
     });
 
     // ---------- State machine ----------
@@ -274,36 +275,16 @@ export class ScanPipeline extends Construct {
     }
 
     // ---------- start-scan ----------
-    const startScanLogs = new logs.LogGroup(this, 'StartScanLogs', {
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const startScanRole = new iam.Role(this, 'StartScanRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${p.pipelineName}: start-scan reads the object identity and starts scan-object`,
-    });
-    startScanLogs.grantWrite(startScanRole);
-    startScanRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'HeadObjectAndTags',
-        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:GetObjectVersionTagging'],
-        resources: protectedObjectArns,
-      }),
-    );
-    this.startScanFunction = new NodejsFunction(this, 'StartScan', {
-      description: 'Pins the uploaded object version and starts its scan-object execution',
+    this.startScanFunction = createPipelineFunction(this, 'StartScan', {
+      repoRoot: REPO_ROOT,
       entry: START_SCAN_ENTRY,
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      description: 'Pins the uploaded object version and starts its scan-object execution',
+      roleDescription: `${p.pipelineName}: start-scan reads the object identity and starts scan-object`,
+      serviceName: 'start-scan',
+      metricsNamespace: p.metricsNamespace,
+      logRetention,
       memorySize: 512,
-      timeout: Duration.seconds(30),
-      role: startScanRole,
-      logGroup: startScanLogs,
-      loggingFormat: lambda.LoggingFormat.JSON,
       reservedConcurrentExecutions: p.startScanReservedConcurrency,
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
       environment: {
         STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
         // Events from the pipeline's own buckets are skipped, whatever the rule matches.
@@ -315,12 +296,16 @@ export class ScanPipeline extends Construct {
         SCAN_MIN_BYTES_PER_SECOND: String(p.scanMinBytesPerSecond),
         SCAN_MAX_TIMEOUT_SECONDS: String(p.scanMaxTimeoutSeconds),
         COPY_SOURCE_ENCODING: 'url',
-        POWERTOOLS_SERVICE_NAME: 'start-scan',
-        POWERTOOLS_METRICS_NAMESPACE: p.metricsNamespace,
-        NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: LAMBDA_BUNDLING,
     });
+    const startScanRole = this.startScanFunction.role as iam.IRole;
+    startScanRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'HeadObjectAndTags',
+        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:GetObjectVersionTagging'],
+        resources: protectedObjectArns,
+      }),
+    );
     this.stateMachine.grantStartExecution(startScanRole);
     this.startScanFunction.addEventSource(
       new SqsEventSource(this.scanRequestsQueue, {
@@ -331,48 +316,19 @@ export class ScanPipeline extends Construct {
     );
 
     // ---------- record-result: the last step, metrics of every final verdict ----------
-    this.resultsMetricsDlq = new sqs.Queue(this, 'ResultsMetricsDlq', {
-      ...queueDefaults,
-      retentionPeriod: Duration.days(14),
-    });
-    this.resultsMetricsQueue = new sqs.Queue(this, 'ResultsMetrics', {
-      ...queueDefaults,
-      visibilityTimeout: Duration.minutes(3),
-      retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.resultsMetricsDlq, maxReceiveCount: 5 },
-    });
     this.resultsTopic.addSubscription(
       new subscriptions.SqsSubscription(this.resultsMetricsQueue, { rawMessageDelivery: true }),
     );
-    const recordResultLogs = new logs.LogGroup(this, 'RecordResultLogs', {
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const recordResultRole = new iam.Role(this, 'RecordResultRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${p.pipelineName}: record-result turns result notifications into CloudWatch metrics (EMF)`,
-    });
-    recordResultLogs.grantWrite(recordResultRole);
-    this.recordResultFunction = new NodejsFunction(this, 'RecordResult', {
-      description: 'Counts every scanned object by final verdict (EMF metrics) from the results topic',
+    this.recordResultFunction = createPipelineFunction(this, 'RecordResult', {
+      repoRoot: REPO_ROOT,
       entry: RECORD_RESULT_ENTRY,
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      description: 'Counts every scanned object by final verdict (EMF metrics) from the results topic',
+      roleDescription: `${p.pipelineName}: record-result turns result notifications into CloudWatch metrics (EMF)`,
+      serviceName: 'record-result',
+      metricsNamespace: p.metricsNamespace,
+      logRetention,
       memorySize: 256,
-      timeout: Duration.seconds(30),
-      role: recordResultRole,
-      logGroup: recordResultLogs,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
-      environment: {
-        PIPELINE_NAME: p.pipelineName,
-        POWERTOOLS_SERVICE_NAME: 'record-result',
-        POWERTOOLS_METRICS_NAMESPACE: p.metricsNamespace,
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-      bundling: LAMBDA_BUNDLING,
+      environment: { PIPELINE_NAME: p.pipelineName },
     });
     this.recordResultFunction.addEventSource(
       new SqsEventSource(this.resultsMetricsQueue, { batchSize: 10, reportBatchItemFailures: true }),

@@ -128,24 +128,19 @@ export async function provisionLocalPipeline(
 
   const topic = await sns.send(new CreateTopicCommand({ Name: `${p}-results` }));
   if (!topic.TopicArn) throw new Error('results topic was not created');
-  // What a user's subscriber sees (the SNS envelope) …
-  await sns.send(
-    new SubscribeCommand({
-      TopicArn: topic.TopicArn,
-      Protocol: 'sqs',
-      Endpoint: results.arn,
-      Attributes: { RawMessageDelivery: 'false' },
-    }),
-  );
-  // … and the result recorder's queue, with raw delivery as the stack configures it.
-  await sns.send(
-    new SubscribeCommand({
-      TopicArn: topic.TopicArn,
-      Protocol: 'sqs',
-      Endpoint: resultsMetrics.arn,
-      Attributes: { RawMessageDelivery: 'true' },
-    }),
-  );
+  const subscribe = (queueArn: string, rawMessageDelivery: boolean) =>
+    sns.send(
+      new SubscribeCommand({
+        TopicArn: topic.TopicArn,
+        Protocol: 'sqs',
+        Endpoint: queueArn,
+        Attributes: { RawMessageDelivery: String(rawMessageDelivery) },
+      }),
+    );
+  // What a user's subscriber sees (the SNS envelope), and the result recorder's queue with raw delivery
+  // as the stack configures it.
+  await subscribe(results.arn, false);
+  await subscribe(resultsMetrics.arn, true);
 
   const machine = await sfn.send(
     new CreateStateMachineCommand({

@@ -5,10 +5,12 @@ export type { ScanNotification };
 
 export interface ReceivedResult {
   readonly notification: ScanNotification;
+  /** The SNS message attributes subscribers filter on (`verdict`, `bucket`). */
+  readonly attributes: Readonly<Record<string, string>>;
   readonly receivedAt: number;
 }
 
-/** Reads the queue subscribed to the results topic, unwrapping the SNS envelope. */
+/** Reads (and deletes) what the queue subscribed to the results topic holds, unwrapping the SNS envelope. */
 export async function receiveResults(sqs: SQSClient, queueUrl: string, waitTimeSeconds = 1): Promise<ReceivedResult[]> {
   const received = await sqs.send(
     new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitTimeSeconds }),
@@ -22,7 +24,19 @@ export async function receiveResults(sqs: SQSClient, queueUrl: string, waitTimeS
       Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
     }),
   );
-  return messages.map((message) => ({ notification: parseScanNotification(message.Body ?? ''), receivedAt }));
+  return messages.map((message) => {
+    const envelope = JSON.parse(message.Body ?? '{}') as {
+      Message?: string;
+      MessageAttributes?: Record<string, { Value: string }>;
+    };
+    return {
+      notification: parseScanNotification(envelope.Message ?? ''),
+      attributes: Object.fromEntries(
+        Object.entries(envelope.MessageAttributes ?? {}).map(([name, attribute]) => [name, attribute.Value]),
+      ),
+      receivedAt,
+    };
+  });
 }
 
 export function executionNameOf(executionArn: string): string {

@@ -47,7 +47,8 @@ function toRecord(message: Message, queueArn: string, region: string): SQSRecord
   };
 }
 
-function lambdaContext(functionName: string, region: string, deadline: number): Context {
+/** A Lambda context as the runtime passes it: what Powertools and the handlers read. */
+export function lambdaContext(functionName: string, region: string, deadline: number): Context {
   const requestId = crypto.randomUUID();
   return {
     callbackWaitsForEmptyEventLoop: false,

@@ -9,17 +9,16 @@ import {
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ScanJob } from '../../functions/commons/scan-job.js';
-import { type ScanNotification, scanNotificationSchema } from '../../functions/commons/scan-notification.js';
 import type { S3Tag } from '../../functions/commons/verdict.js';
 import type { StartScanConfig } from '../../functions/start-scan/config.js';
 import { parseScanRequest } from '../../functions/start-scan/object-events.js';
 import { startScan } from '../../functions/start-scan/start-scan.js';
 import { waitFor } from '../../local/runtime/processes.js';
+import { type ReceivedResult, receiveResults } from '../../local/runtime/results.js';
 import {
   executionHistory,
   type LocalPipeline,
   listExecutionArns,
-  receiveAll,
   startLocalPipeline,
   statePath,
   waitForExecutionEnd,
@@ -115,34 +114,42 @@ async function exists(bucket: string, key: string, versionId?: string): Promise<
   }
 }
 
-interface ResultMessage {
-  /** Parsed with the schema every subscriber uses: a path whose message drifts from it fails here. */
-  readonly body: ScanNotification;
-  readonly attributes: Record<string, string>;
-}
-
 /** The SNS notification for one execution, read from the queue subscribed to the results topic. */
-async function notificationFor(executionArn: string): Promise<ResultMessage> {
-  let found: ResultMessage | undefined;
-  const seen: ResultMessage[] = [];
+async function notificationFor(executionArn: string): Promise<ReceivedResult> {
+  const seen: ReceivedResult[] = [];
+  let found: ReceivedResult | undefined;
   await waitFor(
     `the result notification of ${executionArn}`,
     async () => {
-      for (const envelope of await receiveAll(pipeline.clients.sqs, pipeline.layout.queues.results, 1)) {
-        seen.push({
-          body: scanNotificationSchema.parse(JSON.parse(envelope.Message)),
-          attributes: Object.fromEntries(
-            Object.entries(envelope.MessageAttributes ?? {}).map(([name, value]) => [name, value.Value]),
-          ),
-        });
-      }
-      found = seen.find((message) => message.body.executionArn === executionArn);
+      // Parsed with the schema every subscriber uses: a path whose message drifts from it fails here.
+      seen.push(...(await receiveResults(pipeline.clients.sqs, pipeline.layout.queues.results)));
+      found = seen.find((result) => result.notification.executionArn === executionArn);
       return found !== undefined;
     },
     15_000,
   );
   if (!found) throw new Error('unreachable');
   return found;
+}
+
+/**
+ * Uploads and starts a scan, takes its job, then deletes the object while the scan is "running": either the
+ * scanned version itself (gone for good) or, as a plain delete in a versioned bucket does, only a delete marker.
+ */
+async function startThenDelete(
+  key: string,
+  what: 'version' | 'marker',
+): Promise<{ started: Started; scanJob: ScanJob }> {
+  const started = await uploadAndStart(key);
+  const scanJob = await job(started);
+  await pipeline.clients.s3.send(
+    new DeleteObjectCommand({
+      Bucket: staging,
+      Key: started.key,
+      ...(what === 'version' ? { VersionId: started.versionId } : {}),
+    }),
+  );
+  return { started, scanJob };
 }
 
 /** Waits for the execution; every path must succeed (failures are handled, not thrown) within the budget. */
@@ -178,9 +185,9 @@ describe('scan-object, the production ASL on the local engine', () => {
     });
     expect(await exists(staging, started.key, started.versionId)).toBe(false);
 
-    const notification = await notificationFor(started.executionArn);
-    expect(notification.attributes).toEqual({ verdict: 'Clean', bucket: staging });
-    expect(notification.body).toMatchObject({
+    const result = await notificationFor(started.executionArn);
+    expect(result.attributes).toEqual({ verdict: 'Clean', bucket: staging });
+    expect(result.notification).toMatchObject({
       object: { bucket: staging, key: started.key, versionId: started.versionId },
       verdict: 'Clean',
       placement: { area: 'destination', bucket: destination },
@@ -213,10 +220,10 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(await exists(staging, started.key, started.versionId)).toBe(false);
     expect(await exists(destination, started.key)).toBe(false);
 
-    const notification = await notificationFor(started.executionArn);
-    expect(notification.attributes.verdict).toBe('Infected');
-    expect(notification.body.scan.signature).toBe('Eicar-Signature');
-    expect(notification.body.placement).toEqual({ area: 'quarantine', bucket: quarantine });
+    const result = await notificationFor(started.executionArn);
+    expect(result.attributes.verdict).toBe('Infected');
+    expect(result.notification.scan.signature).toBe('Eicar-Signature');
+    expect(result.notification.placement).toEqual({ area: 'quarantine', bucket: quarantine });
   }, 60_000);
 
   it('leaves an Unscannable object blocked in staging, tagged with the reason', async () => {
@@ -234,9 +241,9 @@ describe('scan-object, the production ASL on the local engine', () => {
     });
     expect(await exists(destination, started.key)).toBe(false);
     expect(await exists(quarantine, started.key)).toBe(false);
-    const notification = await notificationFor(started.executionArn);
-    expect(notification.body).toMatchObject({ verdict: 'Unscannable', placement: { area: 'staging' } });
-    expect(notification.body.scan.reason).toBe('encrypted');
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification).toMatchObject({ verdict: 'Unscannable', placement: { area: 'staging' } });
+    expect(result.notification.scan.reason).toBe('encrypted');
   }, 60_000);
 
   it('tags Error with the failure name and notifies when the worker reports a failure', async () => {
@@ -248,9 +255,9 @@ describe('scan-object, the production ASL on the local engine', () => {
     const tags = tagMap(await tagsOf(staging, started.key, started.versionId));
     expect(tags).toMatchObject({ 'scan-result': 'Error', 'scan-reason': 'AccessDeniedError', 'scan-signature': '' });
     expect(tags['scan-time']).toMatch(/^\d{4}-\d\d-\d\dT/);
-    const notification = await notificationFor(started.executionArn);
-    expect(notification.body).toMatchObject({ verdict: 'Error', failure: { Error: 'AccessDeniedError' } });
-    expect(notification.attributes.verdict).toBe('Error');
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification).toMatchObject({ verdict: 'Error', failure: { Error: 'AccessDeniedError' } });
+    expect(result.attributes.verdict).toBe('Error');
   }, 60_000);
 
   it("retries a scan when the scanner was unavailable, and takes the next attempt's verdict", async () => {
@@ -276,16 +283,12 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(tags['scan-result']).toBe('Error');
     // AWS reports States.HeartbeatTimeout; the local engine reports it as States.Timeout (DESIGN.md).
     expect(['States.HeartbeatTimeout', 'States.Timeout']).toContain(tags['scan-reason']);
-    const notification = await notificationFor(started.executionArn);
-    expect(notification.body.verdict).toBe('Error');
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification.verdict).toBe('Error');
   }, 90_000);
 
   it('ends as a no-op when the object version is deleted during its scan', async () => {
-    const started = await uploadAndStart('gone/during-scan.txt');
-    const scanJob = await job(started);
-    await pipeline.clients.s3.send(
-      new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }),
-    );
+    const { started, scanJob } = await startThenDelete('gone/during-scan.txt', 'version');
     await failWith(pipeline.clients.sfn, scanJob, 'ObjectNotFoundError');
 
     const path = await finish(started);
@@ -294,11 +297,7 @@ describe('scan-object, the production ASL on the local engine', () => {
   }, 60_000);
 
   it('ends as a no-op when the version is deleted after the scan but before tagging', async () => {
-    const started = await uploadAndStart('gone/after-scan.txt');
-    const scanJob = await job(started);
-    await pipeline.clients.s3.send(
-      new DeleteObjectCommand({ Bucket: staging, Key: started.key, VersionId: started.versionId }),
-    );
+    const { started, scanJob } = await startThenDelete('gone/after-scan.txt', 'version');
     await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
 
     const path = await finish(started);
@@ -307,10 +306,8 @@ describe('scan-object, the production ASL on the local engine', () => {
   }, 60_000);
 
   it('does not publish a Clean version whose object was deleted (delete marker) during the scan', async () => {
-    const started = await uploadAndStart('gone/delete-marker.txt');
-    const scanJob = await job(started);
-    // A plain delete in a versioned bucket: the scanned version survives behind a delete marker.
-    await pipeline.clients.s3.send(new DeleteObjectCommand({ Bucket: staging, Key: started.key }));
+    // The scanned version survives behind the delete marker.
+    const { started, scanJob } = await startThenDelete('gone/delete-marker.txt', 'marker');
     await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
 
     const path = await finish(started);
@@ -364,10 +361,10 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(await exists(staging, started.key, started.versionId)).toBe(true);
     expect(await exists(destination, started.key)).toBe(false);
     expect(await tagsOf(staging, started.key, started.versionId)).toEqual(tenTags);
-    const notification = await notificationFor(started.executionArn);
-    expect(notification.body.verdict).toBe('Error');
-    expect(notification.body.scan).toMatchObject({ reason: 'tag-limit', scanVerdict: 'Clean' });
-    expect(notification.body.placement).toEqual({ area: 'staging' });
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification.verdict).toBe('Error');
+    expect(result.notification.scan).toMatchObject({ reason: 'tag-limit', scanVerdict: 'Clean' });
+    expect(result.notification.placement).toEqual({ area: 'staging' });
   }, 60_000);
 
   it.each([

@@ -8,7 +8,6 @@ import {
   type HistoryEvent,
   ListExecutionsCommand,
 } from '@aws-sdk/client-sfn';
-import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import {
@@ -51,27 +50,6 @@ export async function startLocalPipeline(options: { scanJobsVisibilitySeconds?: 
     ...options,
   });
   return { moto, clients, layout, logDir, stop: () => moto.stop() };
-}
-
-export interface SnsEnvelope {
-  readonly Message: string;
-  readonly MessageAttributes?: Record<string, { Type: string; Value: string }>;
-}
-
-/** Drains the results queue, returning the SNS notifications it held (and deleting them). */
-export async function receiveAll(sqs: SQSClient, queueUrl: string, waitTimeSeconds = 0): Promise<SnsEnvelope[]> {
-  const out: SnsEnvelope[] = [];
-  for (;;) {
-    const received = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitTimeSeconds }),
-    );
-    const messages = received.Messages ?? [];
-    if (messages.length === 0) return out;
-    for (const message of messages) {
-      out.push(JSON.parse(message.Body ?? '{}') as SnsEnvelope);
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-    }
-  }
 }
 
 export async function waitForExecutionEnd(

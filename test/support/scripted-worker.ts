@@ -1,7 +1,8 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type ScanJob, type ScanResult, scanJobSchema } from '../../functions/commons/scan-job.js';
-import { reasonOf, signatureOf, type Verdict, verdictTags } from '../../functions/commons/verdict.js';
+import type { Verdict } from '../../functions/commons/verdict.js';
+import { buildScanResult } from '../../scanner-image/src/worker.js';
 
 /**
  * Stands in for the scanner in state machine tests: it takes a real job off the real scan-jobs queue and
@@ -29,21 +30,9 @@ export async function takeScanJob(
   throw new Error(`no scan job for ${executionArn} arrived on ${queueUrl} within ${timeoutMs} ms`);
 }
 
+/** What the real worker would send for this verdict (its own builder), from a scripted engine. */
 export function scanResultFor(verdict: Verdict, bytesScanned = 0): ScanResult {
-  const scannedAt = new Date().toISOString();
-  const reason = reasonOf(verdict);
-  const signature = signatureOf(verdict);
-  return {
-    verdict: verdict.verdict,
-    ...(reason ? { reason } : {}),
-    ...(signature ? { signature } : {}),
-    engine: 'ClamAV 1.4.6',
-    databaseVersion: 'scripted',
-    bytesScanned,
-    scanMs: 1,
-    scannedAt,
-    tags: verdictTags(verdict, scannedAt),
-  };
+  return buildScanResult(verdict, { engine: 'ClamAV 1.4.6', databaseVersion: 'scripted' }, bytesScanned, 1, new Date());
 }
 
 export async function completeWithVerdict(sfn: SFNClient, job: ScanJob, verdict: Verdict): Promise<void> {

@@ -2,6 +2,7 @@ import { afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals'
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { ScanNotification } from '../../functions/commons/scan-notification.js';
 import { resultMetrics } from '../../functions/record-result/result-metrics.js';
+import { lambdaContext } from '../../local/runtime/sqs-event-source.js';
 import { sqsRecord } from '../support/sqs-records.js';
 
 function notification(overrides: Partial<ScanNotification> = {}): ScanNotification {
@@ -79,11 +80,7 @@ afterEach(() => {
 
 const record = (messageId: string, body: string) => sqsRecord(messageId, body, 'results-metrics');
 
-const context = {
-  functionName: 'record-result',
-  awsRequestId: 'r',
-  getRemainingTimeInMillis: () => 1000,
-} as unknown as Context;
+const context = lambdaContext('record-result', 'eu-west-1', Date.now() + 30_000);
 
 describe('record-result handler', () => {
   it('publishes one EMF document per result with the Pipeline and Verdict dimensions', async () => {

@@ -4,6 +4,7 @@ import { beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { ScanExecutionInput } from '../../functions/commons/scan-execution.js';
+import { lambdaContext } from '../../local/runtime/sqs-event-source.js';
 import { sqsRecord } from '../support/sqs-records.js';
 
 const s3 = mockClient(S3Client);
@@ -40,11 +41,7 @@ function objectCreated(bucket: string, key: string): string {
   });
 }
 
-const context = {
-  functionName: 'start-scan',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const context = lambdaContext('start-scan', 'eu-west-1', Date.now() + 30_000);
 
 describe('start-scan handler', () => {
   it('starts an execution named after the object with the pinned identity and the owner tags', async () => {
