@@ -32,7 +32,7 @@ import type { ObjectIdentity } from '../functions/commons/scan-job.js';
 import { startClamd } from '../local/runtime/clamd.js';
 import { PROJECT_ROOT, startMoto } from '../local/runtime/moto.js';
 import { hasSignatures, writeSyntheticDatabase } from '../scanner-image/signatures/generate.js';
-import { defaultConcurrency } from '../scanner-image/src/config.js';
+import { type ClamdAddress, defaultConcurrency } from '../scanner-image/src/config.js';
 import type { ProbeInput, ProbeOutput } from './worker-probe.js';
 
 const KiB = 1024;
@@ -128,10 +128,15 @@ async function pool<T>(items: readonly T[], concurrency: number, work: (item: T)
   return (performance.now() - started) / 1000;
 }
 
-/** (a): INSTREAM straight from a file, 1 MiB chunks, with backpressure. The reply must be OK. */
-function rawInstream(port: number, path: string): Promise<string> {
+/**
+ * (a): INSTREAM straight from a file, 1 MiB chunks, with backpressure, on the same socket as the worker.
+ * Every write goes to the socket itself, so Node keeps them in order and the terminator comes last.
+ * The reply must be OK.
+ */
+function rawInstream(address: ClamdAddress, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket =
+      address.kind === 'socket' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
     let reply = '';
     socket.on('data', (chunk: Buffer) => {
       reply += chunk.toString();
@@ -293,10 +298,10 @@ async function main(): Promise<void> {
       const concurrency = Math.min(options.concurrency, bench.count);
       const servers = (): number => processCpuMs(clamd.process.pid) + processCpuMs(moto.process.pid);
       log(`${bench.name}: (a) raw clamd INSTREAM`);
-      await rawInstream(clamd.port, warmupPath);
+      await rawInstream(clamd.address, warmupPath);
       let cpu = servers() + selfCpuMs();
       const aSeconds = await pool(paths, concurrency, async (path) => {
-        const reply = await rawInstream(clamd.port, path);
+        const reply = await rawInstream(clamd.address, path);
         if (reply !== 'stream: OK') throw new Error(`raw INSTREAM of ${path}: ${reply}`);
       });
 
@@ -318,7 +323,7 @@ async function main(): Promise<void> {
       const probe = await runProbe(
         {
           endpoint: moto.endpoint,
-          clamdPort: clamd.port,
+          clamd: clamd.address,
           concurrency,
           maxObjectBytes: 2_147_483_645,
           objects: identities,

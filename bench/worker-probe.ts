@@ -1,20 +1,21 @@
 /**
  * Child process of bench/scan.ts for case (b): the worker's own scan path (HeadObject, GetObject streamed
- * into clamd INSTREAM through the `clamscan` package, reply → verdict), N objects at a time, in a process of
+ * into clamd INSTREAM over its unix socket, reply → verdict), N objects at a time, in a process of
  * its own so its peak RSS is the worker's and nothing else's. SQS and Step Functions are left out on
  * purpose: the local engine runs ~10 executions/s and would measure itself, not the worker.
  *
- * Input: path of a JSON file {endpoint, clamdPort, concurrency, maxObjectBytes, objects[]}. Output: one JSON line.
+ * Input: path of a JSON file {endpoint, clamd (address), concurrency, maxObjectBytes, objects[]}. Output: one JSON line.
  */
 import { readFileSync } from 'node:fs';
 import { createS3Client } from '../functions/commons/clients.js';
 import type { ObjectIdentity } from '../functions/commons/scan-job.js';
 import { createClamdScanner } from '../scanner-image/src/clamd-client.js';
+import type { ClamdAddress } from '../scanner-image/src/config.js';
 import { scanObject } from '../scanner-image/src/scan-object.js';
 
 export interface ProbeInput {
   readonly endpoint: string;
-  readonly clamdPort: number;
+  readonly clamd: ClamdAddress;
   readonly concurrency: number;
   readonly maxObjectBytes: number;
   readonly objects: ObjectIdentity[];
@@ -35,7 +36,7 @@ export interface ProbeOutput {
 async function main(): Promise<void> {
   const input = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as ProbeInput;
   const s3 = createS3Client({ endpoint: input.endpoint, region: 'us-east-1', forcePathStyle: true });
-  const scanner = await createClamdScanner({ kind: 'tcp', host: '127.0.0.1', port: input.clamdPort });
+  const scanner = await createClamdScanner(input.clamd);
   await scanner.ping();
   const options = { maxObjectBytes: input.maxObjectBytes, attempts: 1, backoffMs: 0 };
 

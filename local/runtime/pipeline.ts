@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type ClamdAddress, clamdAddressEnvironment, describeClamdAddress } from '../../scanner-image/src/config.js';
 import { type ClamdLimits, startClamd } from './clamd.js';
 import { PROJECT_ROOT, startMoto } from './moto.js';
 import { GiveUpWaiting, type ManagedProcess, startProcess, waitFor } from './processes.js';
@@ -25,7 +26,7 @@ export interface LocalRuntime {
   readonly layout: LocalLayout;
   readonly clients: LocalClients;
   readonly logDir: string;
-  readonly clamd: { readonly host: string; readonly port: number; readonly version: string };
+  readonly clamd: { readonly address: ClamdAddress; readonly version: string };
   readonly worker: ManagedProcess;
   /** Records each in-process handler took, and how many it failed. */
   handlerStats(): Record<'startScan' | 'recordResult', { readonly succeeded: number; readonly failed: number }>;
@@ -101,8 +102,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         HOME: process.env.HOME,
         ...awsEnv,
         SCAN_JOBS_QUEUE_URL: layout.queues.scanJobs,
-        CLAMD_HOST: clamd.host,
-        CLAMD_PORT: String(clamd.port),
+        ...clamdAddressEnvironment(clamd.address),
         MAX_OBJECT_BYTES: String(options.maxObjectBytes),
         HEARTBEAT_INTERVAL_SECONDS: String(Math.max(1, Math.floor(heartbeatSeconds / 3))),
         ...(options.workerConcurrency ? { WORKER_CONCURRENCY: String(options.workerConcurrency) } : {}),
@@ -168,7 +168,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       layout,
       clients,
       logDir,
-      clamd: { host: clamd.host, port: clamd.port, version: clamd.version },
+      clamd: { address: clamd.address, version: clamd.version },
       worker,
       handlerStats: () => ({ startScan: startScanSource.stats(), recordResult: recordResultSource.stats() }),
       describe: () => ({
@@ -178,7 +178,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         queues: layout.queues,
         resultsTopicArn: layout.resultsTopicArn,
         stateMachineArn: layout.stateMachineArn,
-        clamd: `${clamd.host}:${clamd.port} (${clamd.version})`,
+        clamd: `${describeClamdAddress(clamd.address)} (${clamd.version})`,
         logs: logDir,
         credentials: {
           AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,

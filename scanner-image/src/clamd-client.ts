@@ -1,5 +1,6 @@
-import { type Readable, Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
+import { createConnection, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import NodeClam from 'clamscan';
 import type { ClamdAddress } from './config.js';
 
@@ -14,7 +15,10 @@ export class ClamdUnavailableError extends Error {
 export interface ClamdScanReply {
   /** clamd's reply line, e.g. `stream: OK` or `INSTREAM size limit exceeded. ERROR`; map it with mapClamdReply. */
   readonly reply: string;
-  /** Bytes handed to clamd. Shorter than the object means the download ended early: never Clean. */
+  /**
+   * Bytes of the body that the socket accepted, counted in each frame's write callback, before the
+   * end-of-stream terminator was written. Fewer than the object has means clamd saw a prefix: never Clean.
+   */
   readonly bytes: number;
 }
 
@@ -34,14 +38,12 @@ export interface ClamdScannerOptions {
 }
 
 /** INSTREAM chunk size; clamd's own clients use similar sizes. */
-const CHUNK_BYTES = 256 * 1024;
+export const INSTREAM_CHUNK_BYTES = 256 * 1024;
+/** A zero-length frame ends an INSTREAM session. */
+const END_OF_STREAM = Buffer.alloc(4);
 
-interface ScanCompleteEvent {
-  readonly resultString?: string;
-}
-
-/** The clamscan package, configured for clamd only (no local clamscan fallback, no probing at start). */
-async function connect(address: ClamdAddress, timeoutMs: number): Promise<NodeClam> {
+/** The clamscan package for PING and VERSION, configured for clamd only (no local fallback, no probing). */
+async function connectControl(address: ClamdAddress, timeoutMs: number): Promise<NodeClam> {
   return new NodeClam().init({
     clamdscan: {
       ...(address.kind === 'socket'
@@ -59,81 +61,22 @@ async function connect(address: ClamdAddress, timeoutMs: number): Promise<NodeCl
 }
 
 /**
- * clamd over the `clamscan` package's INSTREAM passthrough, which frames chunks and respects backpressure
- * (its `scanStream` does not: it buffers a fast source without limit). Where the package loses information
- * we recover it: an `ERROR` reply arrives as an error event whose data holds clamd's text, and a detection
- * mid-stream leaves the passthrough stalled, so we end the pipeline ourselves once a reply is in.
+ * clamd over its socket. PING and VERSION go through the `clamscan` package. INSTREAM does not: the
+ * package's passthrough writes the end-of-stream terminator from its `flush()` straight to the socket
+ * while framed data can still be queued inside its transform, so over a unix socket clamd scanned only a
+ * prefix and answered OK for objects with a signature in their last chunk (measured; TCP on loopback hides
+ * it). `scanInstream` writes each frame, waits for the socket to accept it, and only then writes the next
+ * frame or the terminator.
  */
 export async function createClamdScanner(
   address: ClamdAddress,
   options: ClamdScannerOptions = {},
 ): Promise<ClamdScanner> {
-  const scanning = await connect(address, options.scanTimeoutMs ?? 16 * 60_000);
-  const control = await connect(address, options.controlTimeoutMs ?? 5_000);
+  const scanTimeoutMs = options.scanTimeoutMs ?? 16 * 60_000;
+  const control = await connectControl(address, options.controlTimeoutMs ?? 5_000);
 
   return {
-    scan(body, signal) {
-      return new Promise<ClamdScanReply>((resolve, reject) => {
-        let bytes = 0;
-        let settled = false;
-        const stop = new AbortController();
-        const settle = (action: () => void): void => {
-          if (settled) return;
-          settled = true;
-          action();
-          stop.abort();
-        };
-
-        const av = scanning.passthrough();
-        av.on('scan-complete', (result: ScanCompleteEvent) => {
-          settle(() => resolve({ reply: result.resultString ?? '', bytes }));
-        });
-        av.on('timeout', () => settle(() => reject(new ClamdUnavailableError('clamd connection timed out'))));
-        av.on('error', (error: unknown) => {
-          const replied = clamdErrorReply(error);
-          if (replied !== undefined) settle(() => resolve({ reply: replied, bytes }));
-          else
-            settle(() =>
-              reject(new ClamdUnavailableError(`clamd connection failed: ${describe(error)}`, { cause: error })),
-            );
-        });
-
-        // Counts what clamd is given and regroups the SDK's small reads into INSTREAM chunks of
-        // CHUNK_BYTES: fewer frames and syscalls for clamd, and at most one chunk held per scan.
-        let pending: Buffer[] = [];
-        let pendingBytes = 0;
-        const take = (): Buffer => {
-          const out = Buffer.concat(pending, pendingBytes);
-          pending = [];
-          pendingBytes = 0;
-          return out;
-        };
-        const counter = new Transform({
-          transform(chunk: Buffer, _encoding, callback) {
-            bytes += chunk.length;
-            pending.push(chunk);
-            pendingBytes += chunk.length;
-            if (pendingBytes >= CHUNK_BYTES) callback(null, take());
-            else callback();
-          },
-          flush(callback) {
-            if (pendingBytes > 0) callback(null, take());
-            else callback();
-          },
-        });
-        // The passthrough re-emits what it scanned; nobody needs it, but it must be drained.
-        const discard = new Writable({
-          write(_chunk, _encoding, callback) {
-            callback();
-          },
-        });
-        const signals = signal ? [stop.signal, signal] : [stop.signal];
-        pipeline(body, counter, av, discard, { signal: AbortSignal.any(signals) }).catch((error: unknown) => {
-          // A reply already settled the scan (the abort is ours), or the source failed: the download's problem.
-          settle(() => reject(error));
-        });
-      });
-    },
+    scan: (body, signal) => scanInstream(address, body, { idleTimeoutMs: scanTimeoutMs, signal }),
 
     async version() {
       try {
@@ -154,15 +97,143 @@ export async function createClamdScanner(
   };
 }
 
-/** clamscan reports an `… ERROR` reply as a NodeClamError with `data.error` = the text before ERROR. */
-function clamdErrorReply(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null || !('data' in error)) return undefined;
-  const data = (error as { data: unknown }).data;
-  if (typeof data === 'object' && data !== null && 'error' in data) {
-    const text = (data as { error: unknown }).error;
-    if (typeof text === 'string') return `${text} ERROR`;
+function openSocket(address: ClamdAddress): Socket {
+  return address.kind === 'socket'
+    ? createConnection({ path: address.path })
+    : createConnection({ host: address.host, port: address.port });
+}
+
+/**
+ * Regroups a stream's reads (the SDK yields 16–64 KiB pieces) into chunks of `size` bytes: fewer frames
+ * and syscalls for clamd, at most one chunk held per scan.
+ */
+export async function* regroup(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const piece of source) {
+    pending.push(piece);
+    pendingBytes += piece.length;
+    if (pendingBytes >= size) {
+      yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
   }
-  return undefined;
+  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+}
+
+/** The object's body failed while being read: the download's problem, not clamd's. */
+class BodyReadError extends Error {
+  constructor(cause: unknown) {
+    super('reading the object failed', { cause });
+    this.name = 'BodyReadError';
+  }
+}
+
+async function* readBody(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    yield* body;
+  } catch (error) {
+    throw new BodyReadError(error);
+  }
+}
+
+/** Writes `data` and resolves once the socket has accepted it (handed to the kernel). */
+function write(socket: Socket, ...data: Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // One writev for prefix and payload; the last part's callback means all of them were accepted.
+    socket.cork();
+    const last = data.length - 1;
+    for (const [index, part] of data.entries()) {
+      if (index === last) socket.write(part, (error) => (error ? reject(error) : resolve()));
+      else socket.write(part);
+    }
+    socket.uncork();
+  });
+}
+
+function frameLength(length: number): Buffer {
+  const prefix = Buffer.allocUnsafe(4);
+  prefix.writeUInt32BE(length, 0);
+  return prefix;
+}
+
+/** clamd's reply on `socket`: text up to its NUL (or the close). Rejects when the connection fails first. */
+function collectReply(socket: Socket, idleTimeoutMs: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  const text = (): string => Buffer.concat(chunks).toString('utf8').replace(/\0/g, '').trim();
+  const reply = new Promise<string>((resolve, reject) => {
+    socket.setTimeout(idleTimeoutMs, () =>
+      socket.destroy(new ClamdUnavailableError(`clamd connection idle for ${idleTimeoutMs} ms`)),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (chunk.includes(0)) resolve(text());
+    });
+    socket.on('error', (error) => {
+      // clamd closes right after an early ERROR reply; a reply already in is the answer.
+      if (chunks.length > 0) resolve(text());
+      else if (error instanceof ClamdUnavailableError) reject(error);
+      else reject(new ClamdUnavailableError(`clamd connection failed: ${describe(error)}`, { cause: error }));
+    });
+    socket.on('close', () => resolve(text()));
+  });
+  // Awaited later; a failure before then must not count as unhandled.
+  reply.catch(() => undefined);
+  return reply;
+}
+
+/**
+ * One INSTREAM session: `zINSTREAM\0`, the body as length-prefixed frames, a zero-length frame, then
+ * clamd's reply. Ordering is the point: each frame is written only after the socket accepted the previous
+ * one, and the terminator only after the last, so clamd can never see the end before the data; `bytes`
+ * counts what the socket accepted. One frame in flight is also the backpressure: a fast download waits
+ * for clamd, and memory stays at one chunk.
+ *
+ * clamd may answer before the stream ends (`INSTREAM size limit exceeded. ERROR`, then it closes); that
+ * reply wins over the write error its close causes. A body that fails rethrows the body's own error.
+ */
+export async function scanInstream(
+  address: ClamdAddress,
+  body: AsyncIterable<Buffer>,
+  options: { readonly idleTimeoutMs: number; readonly signal?: AbortSignal },
+): Promise<ClamdScanReply> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const socket = openSocket(address);
+  const reply = collectReply(socket, options.idleTimeoutMs);
+  const onAbort = (): void => {
+    socket.destroy();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let bytes = 0;
+  try {
+    try {
+      await once(socket, 'connect');
+      await write(socket, Buffer.from('zINSTREAM\0', 'latin1'));
+      for await (const chunk of regroup(readBody(body), INSTREAM_CHUNK_BYTES)) {
+        await write(socket, frameLength(chunk.length), chunk);
+        bytes += chunk.length;
+      }
+      await write(socket, END_OF_STREAM);
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof BodyReadError) throw error.cause;
+      // Writing failed because clamd closed or could not be reached: its reply, if any, decides below.
+    }
+    let text: string;
+    try {
+      text = await reply;
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw error;
+    }
+    if (text === '') throw new ClamdUnavailableError('clamd closed the connection without a reply');
+    return { reply: text, bytes };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    socket.destroy();
+  }
 }
 
 function describe(error: unknown): string {

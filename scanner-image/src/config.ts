@@ -54,6 +54,18 @@ export function defaultConcurrency(cpus: number = availableParallelism()): numbe
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** The environment that makes loadConfig read `address`: the one writer for the local runtime and tests. */
+export function clamdAddressEnvironment(address: ClamdAddress): Record<string, string> {
+  return address.kind === 'socket'
+    ? { CLAMD_SOCKET: address.path }
+    : { CLAMD_HOST: address.host, CLAMD_PORT: String(address.port) };
+}
+
+/** How a clamd address reads in logs and the local run's summary. */
+export function describeClamdAddress(address: ClamdAddress): string {
+  return address.kind === 'socket' ? `unix:${address.path}` : `${address.host}:${address.port}`;
+}
+
 /**
  * Reads and validates every worker setting from the environment in one pass. All problems are reported
  * together, each naming the variable and what it accepts, so a bad task definition fails at start.

@@ -4,7 +4,8 @@ import { IMAGE_CLAMD_CONF, localClamdConf, optionValue } from '../../local/runti
 import { CLAMAV_MAX_FILE_BYTES, DEFAULTS } from '../../scanner-image/src/config.js';
 
 const image = readFileSync(IMAGE_CLAMD_CONF, 'utf8');
-const placement = { port: 40000, databaseDir: '/tmp/db', tempDir: '/tmp/t' };
+const placement = { listener: { socketPath: '/tmp/w/clamd.sock' }, databaseDir: '/tmp/db', tempDir: '/tmp/t' };
+const tcpPlacement = { ...placement, listener: { port: 40000 } };
 
 describe('scanner-image/clamd.conf', () => {
   it('never lets an oversized archive member pass: MaxFileSize = MaxScanSize and AlertExceedsMax', () => {
@@ -31,14 +32,23 @@ describe('scanner-image/clamd.conf', () => {
 describe('localClamdConf', () => {
   const local = localClamdConf(image, placement, { MaxFileSize: '16M', MaxScanSize: '16M' });
 
-  it('listens on 127.0.0.1 only, in the foreground, without a unix socket or a User switch', () => {
-    expect(optionValue(local, 'TCPSocket')).toBe('40000');
-    expect(optionValue(local, 'TCPAddr')).toBe('127.0.0.1');
+  it("listens on a unix socket of its own with the image's socket mode, in the foreground, without TCP or a User switch", () => {
+    expect(optionValue(local, 'LocalSocket')).toBe('/tmp/w/clamd.sock');
+    expect(optionValue(local, 'LocalSocketMode')).toBe(optionValue(image, 'LocalSocketMode'));
+    expect(optionValue(local, 'FixStaleSocket')).toBe('yes');
+    expect(optionValue(local, 'TCPSocket')).toBeUndefined();
+    expect(optionValue(local, 'TCPAddr')).toBeUndefined();
     expect(optionValue(local, 'Foreground')).toBe('yes');
-    expect(optionValue(local, 'LocalSocket')).toBeUndefined();
     expect(optionValue(local, 'User')).toBeUndefined();
     expect(optionValue(local, 'DatabaseDirectory')).toBe('/tmp/db');
     expect(optionValue(local, 'TemporaryDirectory')).toBe('/tmp/t');
+  });
+
+  it('listens on 127.0.0.1 only when TCP is asked for', () => {
+    const tcp = localClamdConf(image, tcpPlacement, { MaxFileSize: '16M', MaxScanSize: '16M' });
+    expect(optionValue(tcp, 'TCPSocket')).toBe('40000');
+    expect(optionValue(tcp, 'TCPAddr')).toBe('127.0.0.1');
+    expect(optionValue(tcp, 'LocalSocket')).toBeUndefined();
   });
 
   it("keeps the image's Alert* and limit options, applying only the overrides", () => {

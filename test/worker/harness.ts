@@ -22,6 +22,7 @@ import { type ClamdLimits, type ClamdServer, startClamd } from '../../local/runt
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import type { SampleBody } from '../../local/samples.js';
+import type { ClamdAddress } from '../../scanner-image/src/config.js';
 
 export const REGION = 'us-east-1';
 const MiB = 1024 * 1024;
@@ -185,51 +186,65 @@ export async function startHarness(): Promise<WorkerHarness> {
 }
 
 /**
- * A TCP proxy in front of clamd that holds back clamd's reply to INSTREAM for `delayMs`: a "long scan"
- * of any object, without a large object. PING/VERSION pass straight through. Counts INSTREAM sessions.
+ * A proxy in front of clamd, listening on a unix socket of its own like clamd's. `replyDelayMs` holds back
+ * clamd's reply to INSTREAM: a "long scan" of any object, without a large object. `readDelayMs` makes it a
+ * slow reader: after each piece it reads from the client it stops reading for that long, so the client's
+ * writes back up in the socket (the condition under which a client that does not order its frames lets
+ * the terminator overtake the data). PING/VERSION pass straight through. Counts INSTREAM sessions.
  */
-export interface SlowClamd {
-  readonly port: number;
+export interface ClamdProxy {
+  readonly address: ClamdAddress;
   /** INSTREAM sessions opened so far. */
   scans(): number;
   close(): Promise<void>;
 }
 
-export async function startSlowClamd(upstreamPort: number, delayMs: number): Promise<SlowClamd> {
+export async function startClamdProxy(
+  upstream: ClamdAddress,
+  { replyDelayMs = 0, readDelayMs = 0 }: { replyDelayMs?: number; readDelayMs?: number },
+): Promise<ClamdProxy> {
   let scans = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
-    const upstream = connect({ host: '127.0.0.1', port: upstreamPort });
+    const upstreamSocket =
+      upstream.kind === 'socket'
+        ? connect({ path: upstream.path })
+        : connect({ host: upstream.host, port: upstream.port });
     sockets.add(client);
-    sockets.add(upstream);
+    sockets.add(upstreamSocket);
     let isScan: boolean | undefined;
     client.on('data', (chunk: Buffer) => {
       if (isScan === undefined) {
         isScan = chunk.subarray(0, 9).toString('latin1') === 'zINSTREAM';
         if (isScan) scans += 1;
       }
-      upstream.write(chunk);
+      upstreamSocket.write(chunk);
+      if (readDelayMs > 0) {
+        client.pause();
+        setTimeout(() => client.resume(), readDelayMs);
+      }
     });
-    client.on('end', () => upstream.end());
-    upstream.on('data', (chunk: Buffer) => {
-      if (isScan) setTimeout(() => client.write(chunk), delayMs);
+    client.on('end', () => upstreamSocket.end());
+    upstreamSocket.on('data', (chunk: Buffer) => {
+      if (isScan && replyDelayMs > 0) setTimeout(() => client.write(chunk), replyDelayMs);
       else client.write(chunk);
     });
-    upstream.on('end', () => (isScan ? setTimeout(() => client.end(), delayMs + 10) : client.end()));
+    upstreamSocket.on('end', () =>
+      isScan && replyDelayMs > 0 ? setTimeout(() => client.end(), replyDelayMs + 10) : client.end(),
+    );
     const drop = (): void => {
       client.destroy();
-      upstream.destroy();
+      upstreamSocket.destroy();
     };
     client.on('error', drop);
-    upstream.on('error', drop);
+    upstreamSocket.on('error', drop);
     client.on('close', () => sockets.delete(client));
-    upstream.on('close', () => sockets.delete(upstream));
+    upstreamSocket.on('close', () => sockets.delete(upstreamSocket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const path = join(mkdtempSync(join(tmpdir(), 'clamd-proxy-')), 'proxy.sock');
+  await new Promise<void>((resolve) => server.listen(path, resolve));
   return {
-    port,
+    address: { kind: 'socket', path },
     scans: () => scans,
     close: () =>
       new Promise<void>((resolve) => {

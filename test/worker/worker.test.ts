@@ -14,10 +14,10 @@ import { PROJECT_ROOT } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import { buildSamples, nestedZip, zip } from '../../local/samples.js';
 import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
-import type { WorkerConfig } from '../../scanner-image/src/config.js';
+import { clamdAddressEnvironment, type WorkerConfig } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
 import { type RunningWorker, startWorker, type WorkerTuning } from '../../scanner-image/src/worker.js';
-import { REGION, startHarness, startSlowClamd, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
+import { REGION, startClamdProxy, startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
 
 jest.setTimeout(120_000);
 
@@ -47,7 +47,7 @@ function recordCalls(client: S3Client | SFNClient): RecordedCall[] {
 function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
   return {
     queueUrl: h.queueUrl,
-    clamd: { kind: 'tcp', host: h.clamd.host, port: h.clamd.port },
+    clamd: h.clamd.address,
     concurrency: 4,
     maxObjectBytes: TEST_MAX_OBJECT_BYTES,
     heartbeatIntervalMs: 20_000,
@@ -208,14 +208,14 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
   });
 
   test('heartbeats keep a scan alive past the state heartbeat timeout', async () => {
-    const slow = await startSlowClamd(h.clamd.port, 5_000);
+    const slow = await startClamdProxy(h.clamd.address, { replyDelayMs: 5_000 });
     const queueUrl = await h.createQueue('heartbeat-jobs');
     const machine = await h.createStateMachine('heartbeat', { queueUrl, heartbeatSeconds: 2 });
     const clients = workerClients(h);
     const sfnCalls = recordCalls(clients.sfn);
     const config = workerConfig(h, {
       queueUrl,
-      clamd: { kind: 'tcp', host: '127.0.0.1', port: slow.port },
+      clamd: slow.address,
       heartbeatIntervalMs: 1_000,
       metrics: { enabled: false, namespace: 'x', dimensions: [] },
     });
@@ -255,7 +255,7 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
     const machine = await h.createStateMachine('doomed', { queueUrl });
     const config = workerConfig(h, {
       queueUrl,
-      clamd: { kind: 'tcp', host: own.host, port: own.port },
+      clamd: own.address,
       metrics: { enabled: false, namespace: 'x', dimensions: [] },
     });
     const doomedWorker = await startWorker(config, { ...workerClients(h), log: silentLogger }, FAST);
@@ -272,7 +272,7 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
   });
 
   test('SIGTERM during a scan: the worker process finishes the in-flight job, completes its token and exits 0', async () => {
-    const slow = await startSlowClamd(h.clamd.port, 3_000);
+    const slow = await startClamdProxy(h.clamd.address, { replyDelayMs: 3_000 });
     const queueUrl = await h.createQueue('sigterm-jobs');
     const machine = await h.createStateMachine('sigterm', { queueUrl });
     const child = spawn(
@@ -285,8 +285,7 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
           S3_FORCE_PATH_STYLE: 'true',
           AWS_REGION: REGION,
           SCAN_JOBS_QUEUE_URL: queueUrl,
-          CLAMD_HOST: '127.0.0.1',
-          CLAMD_PORT: String(slow.port),
+          ...clamdAddressEnvironment(slow.address),
           METRICS_ENABLED: 'false',
           SHUTDOWN_GRACE_SECONDS: '20',
         },

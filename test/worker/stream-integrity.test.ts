@@ -1,0 +1,146 @@
+/**
+ * Stream integrity over clamd's unix socket, the image's placement: every byte of an object reaches clamd
+ * before the end-of-stream terminator, whatever the object's size relative to the INSTREAM chunk and
+ * however slowly clamd reads. The tail marker sits in the object's last bytes, so only a complete stream
+ * is Infected; a truncated one would come back Clean.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import NodeClam from 'clamscan';
+import { type ClamdServer, startClamd } from '../../local/runtime/clamd.js';
+import { TAIL_MARKER, TEST_SIGNATURES } from '../../scanner-image/signatures/generate.js';
+import { type ClamdScanner, createClamdScanner, INSTREAM_CHUNK_BYTES } from '../../scanner-image/src/clamd-client.js';
+import { mapClamdReply } from '../../scanner-image/src/clamd-reply.js';
+import type { ClamdAddress } from '../../scanner-image/src/config.js';
+import { type ClamdProxy, startClamdProxy, TEST_CLAMD_LIMITS } from './harness.js';
+
+jest.setTimeout(180_000);
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** The sizes around the INSTREAM chunk where a misordered terminator cut the tail off (measured). */
+const SIZES = [INSTREAM_CHUNK_BYTES + 1, 300 * KiB, MiB + 100, 8 * MiB - 64];
+
+function withTailMarker(size: number): Buffer {
+  const body = Buffer.alloc(size, 0x20);
+  TAIL_MARKER.copy(body, size - TAIL_MARKER.length);
+  return body;
+}
+
+/** The body as the SDK hands it over: a stream of 64 KiB pieces. */
+function asDownload(body: Buffer): Readable {
+  const pieces: Buffer[] = [];
+  for (let offset = 0; offset < body.length; offset += 64 * KiB) pieces.push(body.subarray(offset, offset + 64 * KiB));
+  return Readable.from(pieces);
+}
+
+interface Placement {
+  readonly name: string;
+  address(): ClamdAddress;
+}
+
+describe("INSTREAM over clamd's unix socket", () => {
+  let clamd: ClamdServer;
+  let slowReader: ClamdProxy;
+  const placements: Placement[] = [
+    { name: "clamd's socket", address: () => clamd.address },
+    { name: 'a slow-reading proxy', address: () => slowReader.address },
+  ];
+
+  beforeAll(async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'scanflow-stream-test-'));
+    clamd = await startClamd({ logDir, workDir: join(logDir, 'clamd'), limits: TEST_CLAMD_LIMITS });
+    expect(clamd.address.kind).toBe('socket');
+    slowReader = await startClamdProxy(clamd.address, { readDelayMs: 2 });
+  });
+
+  afterAll(async () => {
+    await slowReader?.close();
+    await clamd?.stop();
+  });
+
+  describe.each(placements)('through $name', (placement) => {
+    let scanner: ClamdScanner;
+    beforeAll(async () => {
+      scanner = await createClamdScanner(placement.address());
+    });
+
+    test.each(SIZES)('a signature in the last bytes of %i bytes is Infected, one at a time', async (size) => {
+      const body = withTailMarker(size);
+      for (let run = 0; run < 3; run += 1) {
+        const reply = await scanner.scan(asDownload(body));
+        expect({ size, run, outcome: mapClamdReply(reply.reply), bytes: reply.bytes }).toEqual({
+          size,
+          run,
+          outcome: {
+            kind: 'verdict',
+            verdict: { verdict: 'Infected', signature: `${TEST_SIGNATURES.tailMarker}.UNOFFICIAL` },
+          },
+          bytes: size,
+        });
+      }
+    });
+
+    test.each(SIZES)('a signature in the last bytes of %i bytes is Infected, four at once', async (size) => {
+      const body = withTailMarker(size);
+      const replies = await Promise.all(Array.from({ length: 4 }, () => scanner.scan(asDownload(body))));
+      for (const reply of replies) {
+        expect({ size, reply: reply.reply, bytes: reply.bytes }).toEqual({
+          size,
+          reply: `stream: ${TEST_SIGNATURES.tailMarker}.UNOFFICIAL FOUND`,
+          bytes: size,
+        });
+      }
+    });
+  });
+
+  test('a download that breaks off mid-stream rejects with its own error, not a reply', async () => {
+    const scanner = await createClamdScanner(clamd.address);
+    const body = new PassThrough();
+    body.write(Buffer.alloc(INSTREAM_CHUNK_BYTES * 2));
+    setTimeout(() => body.destroy(new Error('connection reset by S3')), 50);
+    await expect(scanner.scan(body)).rejects.toThrow('connection reset by S3');
+  });
+
+  test('the byte count is what the socket accepted: a body that ends early reports fewer bytes', async () => {
+    const scanner = await createClamdScanner(clamd.address);
+    const reply = await scanner.scan(asDownload(Buffer.alloc(MiB + 100).subarray(0, 300 * KiB)));
+    expect(reply).toEqual({ reply: 'stream: OK', bytes: 300 * KiB });
+  });
+
+  /**
+   * Why the worker frames INSTREAM itself: the `clamscan` package's passthrough (kept for PING and
+   * VERSION) writes the terminator from flush() while framed data is still queued, so a slow reader gets
+   * the end before the tail and answers OK. If this starts failing, the package was fixed: re-evaluate.
+   */
+  test("the clamscan package's INSTREAM passthrough loses the tail through the slow reader (why it is not used)", async () => {
+    const address = slowReader.address;
+    const clam = await new NodeClam().init({
+      clamdscan: {
+        socket: address.kind === 'socket' ? address.path : false,
+        host: false,
+        port: false,
+        timeout: 60_000,
+        localFallback: false,
+        bypassTest: true,
+      },
+      clamscan: { active: false },
+      preference: 'clamdscan',
+    });
+    const replies: string[] = [];
+    for (const size of SIZES) {
+      const result = await new Promise<string>((resolve, reject) => {
+        const av = clam.passthrough();
+        av.on('scan-complete', (r: { resultString?: string }) => resolve(r.resultString ?? ''));
+        av.on('error', reject);
+        av.resume();
+        asDownload(withTailMarker(size)).pipe(av);
+      });
+      replies.push(result.replace(/\0/g, '').trim());
+    }
+    expect(replies).toContain('stream: OK');
+  });
+});
