@@ -82,6 +82,16 @@ export function sparseFile(path: string, size: number, tail?: Buffer): { kind: '
 
 const bytes = (data: Buffer | string): SampleBody => ({ kind: 'bytes', bytes: Buffer.from(data) });
 
+/** `size` bytes of spaces ending with `tail`. */
+function withTail(size: number, tail: Buffer): Buffer {
+  const body = Buffer.alloc(size, 0x20);
+  tail.copy(body, size - tail.length);
+  return body;
+}
+
+/** Above the local MaxFileSize = MaxScanSize (16 MiB), below MAX_OBJECT_BYTES once zipped (it deflates to ~20 KiB). */
+const OVER_LIMIT_MEMBER_BYTES = 20 * MiB;
+
 /** Builds every sample; file-backed ones are written under `dir`. */
 export async function buildSamples(dir: string): Promise<Sample[]> {
   mkdirSync(dir, { recursive: true });
@@ -122,6 +132,18 @@ export async function buildSamples(dir: string): Promise<Sample[]> {
       description: 'EICAR inside a zip inside a zip',
       body: bytes(await nestedZip(3, { name: 'eicar.com', data: EICAR })),
       expected: { verdict: 'Infected', signature: 'EICAR' },
+    },
+    {
+      key: 'samples/infected/tail-signature.bin',
+      description: '300 KiB with a signature in its last bytes: found only if the whole stream reached clamd',
+      body: bytes(withTail(300 * 1024, TAIL_MARKER)),
+      expected: { verdict: 'Infected', signature: 'TailMarker' },
+    },
+    {
+      key: 'samples/unscannable/over-limit-member.zip',
+      description: `a small zip whose one member unpacks to ${OVER_LIMIT_MEMBER_BYTES / MiB} MiB, above the local MaxFileSize (${LOCAL_LIMITS.clamd.MaxFileSize}), marker at its end`,
+      body: bytes(await zip([{ name: 'big.bin', data: withTail(OVER_LIMIT_MEMBER_BYTES, TAIL_MARKER) }])),
+      expected: { verdict: 'Unscannable', reason: 'limits-exceeded' },
     },
     {
       key: 'samples/unscannable/encrypted.zip',
