@@ -195,17 +195,25 @@ function collectReply(socket: Socket, idleTimeoutMs: number): Promise<string> {
  */
 export async function scanInstream(
   address: ClamdAddress,
-  body: AsyncIterable<Buffer>,
+  body: Readable,
   options: { readonly idleTimeoutMs: number; readonly signal?: AbortSignal },
 ): Promise<ClamdScanReply> {
   const { signal } = options;
   signal?.throwIfAborted();
   const socket = openSocket(address);
   const reply = collectReply(socket, options.idleTimeoutMs);
+  // Destroy with an error: a plain destroy() would leave a pending connect or write waiting forever.
   const onAbort = (): void => {
-    socket.destroy();
+    socket.destroy(new ClamdUnavailableError('scan aborted'));
   };
   signal?.addEventListener('abort', onAbort, { once: true });
+  // When the connection ends (clamd replied early, died or went idle), a download that is still being
+  // waited on must not hold the scan: end it, and let the reply (or the connection's failure) decide.
+  let connectionClosed = false;
+  socket.once('close', () => {
+    connectionClosed = true;
+    body.destroy();
+  });
   let bytes = 0;
   try {
     try {
@@ -218,8 +226,9 @@ export async function scanInstream(
       await write(socket, END_OF_STREAM);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      if (error instanceof BodyReadError) throw error.cause;
-      // Writing failed because clamd closed or could not be reached: its reply, if any, decides below.
+      if (error instanceof BodyReadError && !connectionClosed) throw error.cause;
+      // The connection ended first (writing failed, or we ended the download because of it): clamd's
+      // reply, if any, decides below; `bytes` tells how much of the object it got.
     }
     let text: string;
     try {

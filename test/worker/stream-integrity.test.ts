@@ -12,7 +12,12 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import NodeClam from 'clamscan';
 import { type ClamdServer, startClamd } from '../../local/runtime/clamd.js';
 import { TAIL_MARKER, TEST_SIGNATURES } from '../../scanner-image/signatures/generate.js';
-import { type ClamdScanner, createClamdScanner, INSTREAM_CHUNK_BYTES } from '../../scanner-image/src/clamd-client.js';
+import {
+  type ClamdScanner,
+  ClamdUnavailableError,
+  createClamdScanner,
+  INSTREAM_CHUNK_BYTES,
+} from '../../scanner-image/src/clamd-client.js';
 import { mapClamdReply } from '../../scanner-image/src/clamd-reply.js';
 import type { ClamdAddress } from '../../scanner-image/src/config.js';
 import { type ClamdProxy, startClamdProxy, TEST_CLAMD_LIMITS } from './harness.js';
@@ -103,6 +108,27 @@ describe("INSTREAM over clamd's unix socket", () => {
     body.write(Buffer.alloc(INSTREAM_CHUNK_BYTES * 2));
     setTimeout(() => body.destroy(new Error('connection reset by S3')), 50);
     await expect(scanner.scan(body)).rejects.toThrow('connection reset by S3');
+  });
+
+  test('a download that stalls while clamd goes idle ends the scan as ClamdUnavailableError, not a hang', async () => {
+    const scanner = await createClamdScanner(clamd.address, { scanTimeoutMs: 500 });
+    const stalled = new PassThrough();
+    stalled.write(Buffer.alloc(INSTREAM_CHUNK_BYTES * 2));
+    await expect(scanner.scan(stalled)).rejects.toThrow(ClamdUnavailableError);
+    expect(stalled.destroyed).toBe(true);
+  });
+
+  test('an abort ends the scan with the abort reason, before and after the connection is made', async () => {
+    const scanner = await createClamdScanner(clamd.address);
+    const early = new AbortController();
+    early.abort(new Error('shutdown'));
+    await expect(scanner.scan(new PassThrough(), early.signal)).rejects.toThrow('shutdown');
+    const late = new AbortController();
+    const body = new PassThrough();
+    body.write(Buffer.alloc(1024));
+    const scanning = scanner.scan(body, late.signal);
+    setTimeout(() => late.abort(new Error('task closed')), 100);
+    await expect(scanning).rejects.toThrow('task closed');
   });
 
   test('the byte count is what the socket accepted: a body that ends early reports fewer bytes', async () => {
