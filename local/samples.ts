@@ -2,7 +2,9 @@
  * The sample objects `npm start` uploads and the e2e test checks: one per verdict path, with the verdict
  * the pipeline must reach. Large samples are sparse files on disk, never buffers in memory.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configure, TextReader, Uint8ArrayReader, Uint8ArrayWriter, ZipWriter } from '@zip.js/zip.js';
 import type { UnscannableReason, VerdictName } from '../functions/commons/verdict.js';
@@ -58,6 +60,21 @@ export async function zip(
     await writer.add(entry.name, reader, { lastModDate: new Date('2025-01-01T00:00:00Z') });
   }
   return Buffer.from(await writer.close());
+}
+
+/**
+ * A RAR archive made by the `rar` command (Debian non-free, installed by scripts/bootstrap.sh with clamd's
+ * unrar library): nothing in npm writes RAR, and the format is proprietary.
+ */
+export function rar(entries: ReadonlyArray<{ name: string; data: Buffer | string }>): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'scanflow-rar-'));
+  try {
+    for (const entry of entries) writeFileSync(join(dir, entry.name), entry.data);
+    execFileSync('rar', ['a', '-inul', '-ep', 'archive.rar', ...entries.map((e) => e.name)], { cwd: dir });
+    return readFileSync(join(dir, 'archive.rar'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** `depth` zips, each holding the next; the innermost holds `content`. */
@@ -131,6 +148,12 @@ export async function buildSamples(dir: string): Promise<Sample[]> {
       key: 'samples/infected/eicar-nested.zip',
       description: 'EICAR inside a zip inside a zip',
       body: bytes(await nestedZip(3, { name: 'eicar.com', data: EICAR })),
+      expected: { verdict: 'Infected', signature: 'EICAR' },
+    },
+    {
+      key: 'samples/infected/eicar.rar',
+      description: 'EICAR inside a RAR archive (clamd unpacks RAR locally as in the image)',
+      body: bytes(rar([{ name: 'eicar.com', data: EICAR }])),
       expected: { verdict: 'Infected', signature: 'EICAR' },
     },
     {

@@ -77,7 +77,7 @@ export async function scanObject(
     size = head.ContentLength;
   }
   if (size > limit) return { verdict: unscannable('too-large'), bytesScanned: 0, objectSize: size };
-  // clamd answers OK for an empty stream (measured); the passthrough never opens a connection without data.
+  // An empty object has nothing to scan: clamd answers OK for an empty stream (measured), so skip the round trip.
   if (size === 0) return { verdict: { verdict: 'Clean' }, bytesScanned: 0, objectSize: 0 };
 
   let lastProblem = '';

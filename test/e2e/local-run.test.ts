@@ -104,7 +104,10 @@ describe('the local run, end to end', () => {
   it('never calls an Unscannable or Infected sample Clean, and names what it found', () => {
     for (const outcome of outcomes) {
       const expected = outcome.upload.expected;
-      if (expected?.verdict === 'Infected') expect(outcome.notification?.scan.signature).toContain('EICAR');
+      if (expected?.verdict === 'Infected') {
+        expect(expected.signature).toBeDefined();
+        expect(outcome.notification?.scan.signature).toContain(expected.signature);
+      }
       if (expected?.verdict !== 'Clean') expect(outcome.notification?.verdict).not.toBe('Clean');
     }
   });

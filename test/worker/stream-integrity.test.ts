@@ -131,7 +131,7 @@ describe("INSTREAM over clamd's unix socket", () => {
     await expect(scanning).rejects.toThrow('task closed');
   });
 
-  test('the byte count is what the socket accepted: a body that ends early reports fewer bytes', async () => {
+  test('the byte count is what the socket accepted: a body shorter than its object reports only its own bytes', async () => {
     const scanner = await createClamdScanner(clamd.address);
     const reply = await scanner.scan(asDownload(Buffer.alloc(MiB + 100).subarray(0, 300 * KiB)));
     expect(reply).toEqual({ reply: 'stream: OK', bytes: 300 * KiB });
