@@ -30,8 +30,11 @@ export interface RawZipEntry {
   readonly uncompressedSize: number;
   /** General purpose flags (bit 0 encrypted, bit 1 LZMA end marker, bit 11 UTF-8 names). */
   readonly flags?: number;
-  /** Record the sizes (and offset) in a zip64 extra field, with 0xFFFFFFFF in the 32-bit fields. */
-  readonly zip64?: boolean;
+  /**
+   * Record the sizes (and offset) in zip64 extra fields, with 0xFFFFFFFF in the 32-bit fields; `local` does
+   * so in the local header only, as Python's zipfile does for a member it was told might exceed 2 GiB.
+   */
+  readonly zip64?: boolean | 'local';
 }
 
 export interface RawZipOptions {
@@ -88,7 +91,8 @@ function localHeader(entry: RawZipEntry, csize: number): Buffer {
 function centralHeader(entry: RawZipEntry, csize: number, offset: number): Buffer {
   const name = Buffer.from(entry.name, 'utf8');
   const usize = entry.uncompressedSize;
-  const extra = entry.zip64 ? zip64Extra([usize, csize, offset]) : Buffer.alloc(0);
+  const zip64 = entry.zip64 === true;
+  const extra = zip64 ? zip64Extra([usize, csize, offset]) : Buffer.alloc(0);
   const header = Buffer.alloc(46);
   header.writeUInt32LE(0x02014b50, 0);
   header.writeUInt16LE(0x031e, 4);
@@ -98,12 +102,12 @@ function centralHeader(entry: RawZipEntry, csize: number, offset: number): Buffe
   header.writeUInt16LE(DOS_TIME, 12);
   header.writeUInt16LE(DOS_DATE, 14);
   header.writeUInt32LE(entry.crc32 >>> 0, 16);
-  header.writeUInt32LE(entry.zip64 ? ZIP32_MAX : csize, 20);
-  header.writeUInt32LE(entry.zip64 ? ZIP32_MAX : usize, 24);
+  header.writeUInt32LE(zip64 ? ZIP32_MAX : csize, 20);
+  header.writeUInt32LE(zip64 ? ZIP32_MAX : usize, 24);
   header.writeUInt16LE(name.length, 28);
   header.writeUInt16LE(extra.length, 30);
   header.writeUInt32LE(0o100644 * 0x10000, 38);
-  header.writeUInt32LE(entry.zip64 ? ZIP32_MAX : offset, 42);
+  header.writeUInt32LE(zip64 ? ZIP32_MAX : offset, 42);
   return Buffer.concat([header, name, extra]);
 }
 
