@@ -247,20 +247,26 @@ export function isZlibStream(head: Buffer): boolean {
 }
 
 /**
- * The LZMA-alone header as xz-utils checks it before decoding: properties byte lc/lp/pb < 225, a dictionary
- * size of 2^n or 2^n + 2^(n-1), an uncompressed size that is unknown (all ones) or below 256 GiB; then the
- * range coder's first byte, which the encoder always writes as 0.
+ * The LZMA-alone header as liblzma checks it before decoding: a properties byte that encodes lc/lp/pb with
+ * lc + lp ≤ 4 and pb ≤ 4, a dictionary size of 2^n or 2^n + 2^(n-1) (at least 4 KiB), an uncompressed size
+ * that is unknown (all ones) or between 1 byte and 256 GiB; then the range coder's first byte, which the
+ * encoder always writes as 0. Bytes of text can never match (the header needs zero bytes); zero-filled
+ * binary headers fail on the size.
  */
 export function isLzmaAlone(head: Buffer): boolean {
   if (head.length < 14) return false;
-  if ((head[0] as number) >= 225) return false;
+  const properties = head[0] as number;
+  const lc = properties % 9;
+  const lp = Math.floor(properties / 9) % 5;
+  const pb = Math.floor(properties / 45);
+  if (pb > 4 || lc + lp > 4) return false;
   const dictionary = head.readUInt32LE(1);
   const validDictionary = Array.from({ length: 20 }, (_, index) => 2 ** (index + 12)).some(
     (power) => dictionary === power || dictionary === power + power / 2,
   );
   if (!validDictionary) return false;
   const size = head.readBigUInt64LE(5);
-  if (size !== 0xffff_ffff_ffff_ffffn && size >= 1n << 38n) return false;
+  if (size !== 0xffff_ffff_ffff_ffffn && (size === 0n || size >= 1n << 38n)) return false;
   return head[13] === 0;
 }
 

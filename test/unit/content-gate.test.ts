@@ -128,6 +128,11 @@ describe('content gate: what file-type recognises', () => {
     expect(isZlibStream(Buffer.from(`x^${'plain words '.repeat(50)}`))).toBe(false);
     expect(isZlibStream(deflateSync(Buffer.from('yes')))).toBe(true);
     expect(isLzmaAlone(Buffer.from(']'.repeat(100)))).toBe(false);
+    // A zero-filled binary header with a power-of-two field where the dictionary size would be.
+    const zeros = Buffer.alloc(64);
+    zeros.writeUInt32LE(4096, 1);
+    expect(isLzmaAlone(zeros)).toBe(false);
+    expect(isLzmaAlone(lzmaAlone('known or unknown size, it is LZMA'))).toBe(true);
   });
 
   it('calls an armored PGP message Unscannable encrypted', async () => {
