@@ -316,6 +316,12 @@ describe('content gate: zip central directory', () => {
     await expect(inspectContent(large.subarray(0, HEAD_BYTES), failing, limits)).rejects.toThrow('SlowDown');
   });
 
+  it('does not count reads of bytes already in memory (an inflated inner zip) against maxLocalHeaderReads', async () => {
+    const entries = Array.from({ length: 20 }, (_, index) => storedEntry(`file-${index}.txt`, 'x'));
+    const outer = rawZip([deflatedEntry('inner.zip', rawZip(entries))]);
+    await expect(gate(outer, { ...limits, maxLocalHeaderReads: 10 })).resolves.toEqual({ kind: 'scannable' });
+  });
+
   it('stops at maxDirectoryBytes', async () => {
     const entries = Array.from({ length: 50 }, (_, index) => storedEntry(`file-${index}.txt`, 'x'));
     await expect(gate(rawZip(entries), { ...limits, maxDirectoryBytes: 1000 })).resolves.toMatchObject({
