@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { configure, TextReader, Uint8ArrayReader, Uint8ArrayWriter, ZipWriter } from '@zip.js/zip.js';
 import type { UnscannableReason, VerdictName } from '../functions/commons/verdict.js';
 import { EICAR, TAIL_MARKER } from '../scanner-image/signatures/generate.js';
+import { lzmaEntry, rawZip, zstdFrame } from './crafted-archives.js';
 import type { ClamdLimits } from './runtime/clamd.js';
 
 // Node has no web workers for zip.js; compress in-line and deterministically.
@@ -179,6 +180,18 @@ export async function buildSamples(dir: string): Promise<Sample[]> {
       description: `archives nested ${LOCAL_LIMITS.maxRecursion + 4} deep (beyond MaxRecursion ${LOCAL_LIMITS.maxRecursion})`,
       body: bytes(await nestedZip(LOCAL_LIMITS.maxRecursion + 4, { name: 'payload.txt', data: 'deep down' })),
       expected: { verdict: 'Unscannable', reason: 'limits-exceeded' },
+    },
+    {
+      key: 'samples/unscannable/lzma-member.zip',
+      description: 'EICAR in a zip member compressed with LZMA, which clamd does not decode (it answers OK)',
+      body: bytes(rawZip([lzmaEntry('eicar.com', EICAR)])),
+      expected: { verdict: 'Unscannable', reason: 'unsupported-format' },
+    },
+    {
+      key: 'samples/unscannable/eicar.zst',
+      description: 'EICAR in a zstd frame, a format clamd does not unpack (it answers OK)',
+      body: bytes(zstdFrame(EICAR)),
+      expected: { verdict: 'Unscannable', reason: 'unsupported-format' },
     },
     {
       key: 'samples/unscannable/too-large.bin',

@@ -5,8 +5,18 @@
 export const VERDICT_NAMES = ['Clean', 'Infected', 'Unscannable', 'Error'] as const;
 export type VerdictName = (typeof VERDICT_NAMES)[number];
 
-/** Why an object could not be scanned completely. Each one means "not Clean", never "probably fine". */
-export const UNSCANNABLE_REASONS = ['too-large', 'encrypted', 'limits-exceeded', 'unsupported-encryption'] as const;
+/**
+ * Why an object could not be scanned completely. Each one means "not Clean", never "probably fine".
+ * `unsupported-format`: a compression or archive format (or zip compression method) ClamAV does not
+ * unpack, found by the worker's content gate after clamd answered OK.
+ */
+export const UNSCANNABLE_REASONS = [
+  'too-large',
+  'encrypted',
+  'limits-exceeded',
+  'unsupported-encryption',
+  'unsupported-format',
+] as const;
 export type UnscannableReason = (typeof UNSCANNABLE_REASONS)[number];
 
 export type Verdict =

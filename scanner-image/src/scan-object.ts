@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   AccessDeniedError,
@@ -10,6 +10,24 @@ import type { ObjectIdentity, ScanJob } from '../../functions/commons/scan-job.j
 import type { Verdict } from '../../functions/commons/verdict.js';
 import { type ClamdScanner, ClamdUnavailableError } from './clamd-client.js';
 import { mapClamdReply } from './clamd-reply.js';
+import { CLAMAV_MAX_FILE_BYTES } from './config.js';
+import { type GateLimits, HEAD_BYTES, inspectContent, LocalHeaderIndex, type RangeReader } from './content-gate.js';
+
+/**
+ * What the content gate may spend on one object. Memory: at most one 1 MiB directory window, the local
+ * headers seen in the stream (LOCAL_HEADERS_KEPT of them), and a deflated nested archive per level
+ * (maxNestedInflateBytes × maxNestingDepth in the worst case).
+ */
+export const GATE_LIMITS: GateLimits = {
+  maxMemberBytes: CLAMAV_MAX_FILE_BYTES,
+  maxDirectoryBytes: 64 * 1024 * 1024,
+  maxNestingDepth: 3,
+  maxNestedMembers: 64,
+  maxNestedInflateBytes: 16 * 1024 * 1024,
+  maxLocalHeaderReads: 1000,
+};
+/** Twice clamd's MaxFiles: a zip with more members is reported by clamd before the gate runs. */
+const LOCAL_HEADERS_KEPT = 20_000;
 
 export interface ScanObjectDeps {
   readonly s3: S3Client;
@@ -24,6 +42,8 @@ export interface ScanObjectOptions {
   /** First backoff; doubles each try. */
   readonly backoffMs: number;
   readonly signal?: AbortSignal;
+  /** Defaults to GATE_LIMITS. */
+  readonly gateLimits?: GateLimits;
 }
 
 export interface ScanOutcome {
@@ -31,6 +51,8 @@ export interface ScanOutcome {
   /** Bytes clamd received (0 when the verdict came from HeadObject alone). */
   readonly bytesScanned: number;
   readonly objectSize: number;
+  /** Why the content gate turned clamd's OK into Unscannable (for the job log). */
+  readonly detail?: string;
 }
 
 /** A download that ended before ContentLength bytes; clamd saw a prefix only, so the reply means nothing. */
@@ -43,8 +65,12 @@ class IncompleteDownloadError extends Error {
 
 /**
  * Scans one exact object version. The size decides too-large without downloading; GetObject (exact
- * version, conditional on the ETag) is streamed straight into clamd. Throws only the contract errors
- * (ObjectNotFoundError, AccessDeniedError, ScannerUnavailableError, ObjectReadError) or an abort.
+ * version, conditional on the ETag) is streamed straight into clamd. A Clean from clamd then has to pass
+ * the content gate (content-gate.ts), which reads from the same version with ranged GetObjects where it
+ * needs more than the first bytes and the zip local headers it saw go by; the gate can only turn Clean
+ * into Unscannable, and a failure while it reads is retried like a broken download, never Clean.
+ * Throws only the contract errors (ObjectNotFoundError, AccessDeniedError, ScannerUnavailableError,
+ * ObjectReadError) or an abort.
  */
 export async function scanObject(
   job: Pick<ScanJob, 'object' | 'settings'>,
@@ -94,6 +120,24 @@ export async function scanObject(
         if (scanned.bytes < scanned.size && outcome.verdict.verdict === 'Clean') {
           throw new IncompleteDownloadError(`clamd saw ${scanned.bytes} of ${scanned.size} bytes`);
         }
+        if (outcome.verdict.verdict === 'Clean') {
+          // clamd's findings (Infected, Unscannable) stand as they are; only its OK is questioned.
+          const gate = await inspectContent(
+            scanned.head,
+            s3RangeReader(object, scanned.size, deps.s3),
+            options.gateLimits ?? GATE_LIMITS,
+            options.signal,
+            scanned.localHeaders,
+          );
+          if (gate.kind === 'unscannable') {
+            return {
+              verdict: { verdict: 'Unscannable', reason: gate.reason },
+              bytesScanned: scanned.bytes,
+              objectSize: scanned.size,
+              detail: gate.detail,
+            };
+          }
+        }
         return { verdict: outcome.verdict, bytesScanned: scanned.bytes, objectSize: scanned.size };
       }
       lastProblem = outcome.detail;
@@ -113,7 +157,15 @@ export async function scanObject(
 }
 
 type Scanned =
-  | { readonly kind: 'reply'; readonly reply: string; readonly bytes: number; readonly size: number }
+  | {
+      readonly kind: 'reply';
+      readonly reply: string;
+      readonly bytes: number;
+      readonly size: number;
+      /** The object's first HEAD_BYTES, kept as they went to clamd. */
+      readonly head: Buffer;
+      readonly localHeaders: LocalHeaderIndex;
+    }
   | { readonly kind: 'verdict'; readonly verdict: Verdict; readonly size: number };
 
 async function downloadAndScan(
@@ -139,20 +191,100 @@ async function downloadAndScan(
   if (response === 'sse-c')
     return { kind: 'verdict', verdict: unscannable('unsupported-encryption'), size: expectedSize };
   const body = response.Body as Readable | undefined;
+  const tap = new ContentTap();
   try {
     if (!body) throw new IncompleteDownloadError('GetObject returned no body');
     // S3's answer for this exact version/ETag wins over the size in the job.
     const size = response.ContentLength ?? expectedSize;
     if (response.SSECustomerAlgorithm) return { kind: 'verdict', verdict: unscannable('unsupported-encryption'), size };
     if (size > limit) return { kind: 'verdict', verdict: unscannable('too-large'), size };
-    const reply = await deps.scanner.scan(body, signal);
+    // The tap passes every byte on unchanged; a failing download destroys it with the same error.
+    pipeline(body, tap, () => undefined);
+    const reply = await deps.scanner.scan(tap, signal);
     if (reply.bytes > size) throw new IncompleteDownloadError(`GetObject returned ${reply.bytes} bytes, not ${size}`);
-    return { kind: 'reply', reply: reply.reply, bytes: reply.bytes, size };
+    return {
+      kind: 'reply',
+      reply: reply.reply,
+      bytes: reply.bytes,
+      size,
+      head: tap.head,
+      localHeaders: tap.localHeaders,
+    };
   } finally {
     // A detection (or a decision from the headers) ends the work early; stop the download too.
     abort.abort();
+    if (!tap.destroyed) tap.destroy();
     if (body && !body.destroyed) body.destroy();
   }
+}
+
+/**
+ * Sits between GetObject and clamd: keeps the first HEAD_BYTES and notes zip local headers as the bytes go
+ * by, so the content gate needs no second download for them.
+ */
+class ContentTap extends Transform {
+  readonly localHeaders = new LocalHeaderIndex(LOCAL_HEADERS_KEPT);
+  private readonly headChunks: Buffer[] = [];
+  private headBytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.headBytes < HEAD_BYTES) {
+      const piece = Buffer.from(chunk.subarray(0, HEAD_BYTES - this.headBytes));
+      this.headChunks.push(piece);
+      this.headBytes += piece.length;
+    }
+    this.localHeaders.push(chunk);
+    callback(null, chunk);
+  }
+
+  get head(): Buffer {
+    return Buffer.concat(this.headChunks, this.headBytes);
+  }
+}
+
+/**
+ * The content gate's view of the object: ranged GetObjects on the same version, conditional on the same
+ * ETag, with the same error mapping as the download. A short or odd answer is an IncompleteDownloadError,
+ * retried like a broken download.
+ */
+function s3RangeReader(object: ObjectIdentity, size: number, s3: S3Client): RangeReader {
+  return {
+    size,
+    async read(start, endInclusive, signal) {
+      const expected = endInclusive - start + 1;
+      const response = await s3Call(object, () =>
+        s3.send(
+          new GetObjectCommand({
+            Bucket: object.bucket,
+            Key: object.key,
+            VersionId: object.versionId,
+            IfMatch: object.etag,
+            Range: `bytes=${start}-${endInclusive}`,
+          }),
+          signal ? { abortSignal: signal } : {},
+        ),
+      );
+      if (response === 'sse-c')
+        throw new IncompleteDownloadError(`ranged GetObject ${start}-${endInclusive} answered 400`);
+      const body = response.Body as Readable | undefined;
+      if (!body) throw new IncompleteDownloadError(`ranged GetObject ${start}-${endInclusive} returned no body`);
+      const chunks: Buffer[] = [];
+      let received = 0;
+      for await (const chunk of body) {
+        const piece = chunk as Buffer;
+        received += piece.length;
+        if (received > expected) {
+          body.destroy();
+          break;
+        }
+        chunks.push(piece);
+      }
+      if (received !== expected) {
+        throw new IncompleteDownloadError(`ranged GetObject ${start}-${endInclusive} returned ${received} bytes`);
+      }
+      return Buffer.concat(chunks, expected);
+    },
+  };
 }
 
 function unscannable(reason: 'too-large' | 'unsupported-encryption'): Verdict {

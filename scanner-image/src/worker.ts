@@ -227,7 +227,13 @@ export async function startWorker(
       );
       verdict = outcome.verdict.verdict;
       bytes = outcome.bytesScanned;
-      Object.assign(fields, { verdict, reason: result.reason, signature: result.signature, size: outcome.objectSize });
+      Object.assign(fields, {
+        verdict,
+        reason: result.reason,
+        signature: result.signature,
+        size: outcome.objectSize,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+      });
       completion = await completeToken(sfn, job.taskToken, { result }, tuning, log);
     } catch (error) {
       if (signal.aborted) {

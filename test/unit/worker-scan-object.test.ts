@@ -8,6 +8,8 @@ import {
   ObjectReadError,
   ScannerUnavailableError,
 } from '../../functions/commons/errors.js';
+import { deflatedEntry, lzmaEntry, rawZip, storedEntry } from '../../local/crafted-archives.js';
+import { EICAR } from '../../scanner-image/signatures/generate.js';
 import { type ClamdScanner, type ClamdScanReply, ClamdUnavailableError } from '../../scanner-image/src/clamd-client.js';
 import { scanObject } from '../../scanner-image/src/scan-object.js';
 
@@ -42,6 +44,19 @@ function s3Error(name: string, status: number): Error {
 /** What GetObject's Body is at runtime in Node: a Readable (the SDK's mixin methods are not used). */
 function body(bytes: number): GetObjectCommandOutput['Body'] {
   return Readable.from([Buffer.alloc(bytes, 0x61)]) as unknown as GetObjectCommandOutput['Body'];
+}
+
+function bodyOf(content: Buffer): GetObjectCommandOutput['Body'] {
+  return Readable.from([content]) as unknown as GetObjectCommandOutput['Body'];
+}
+
+/** GetObject over `content`: the whole object, or the `bytes=a-b` range asked for. */
+function serve(content: Buffer) {
+  return (input: { Range?: string }) => {
+    const range = /^bytes=(\d+)-(\d+)$/.exec(input.Range ?? '');
+    const part = range ? content.subarray(Number(range[1]), Number(range[2]) + 1) : content;
+    return { Body: bodyOf(part), ContentLength: part.length };
+  };
 }
 
 describe('scanObject', () => {
@@ -210,6 +225,141 @@ describe('scanObject', () => {
       verdict: { verdict: 'Clean' },
       bytesScanned: 0,
       objectSize: 0,
+    });
+  });
+
+  describe('content gate after clamd answers OK', () => {
+    const lzmaZip = rawZip([lzmaEntry('eicar.com', EICAR)]);
+    /** Bigger than the head the worker keeps, with the LZMA member at the end: the gate must read the tail. */
+    const largeLzmaZip = rawZip([
+      storedEntry('padding.bin', Buffer.alloc(50_000, 0x61)),
+      lzmaEntry('eicar.com', EICAR),
+    ]);
+    const ok = (bytes: number): ClamdScanReply => ({ reply: 'stream: OK', bytes });
+
+    it('turns OK for a zip with an LZMA member into Unscannable unsupported-format (small: no second request)', async () => {
+      s3.on(GetObjectCommand).callsFake(serve(lzmaZip));
+      const outcome = await scanObject(
+        { object: { ...object, size: lzmaZip.length } },
+        { s3: client, scanner: fakeScanner([ok]) },
+        options,
+      );
+      expect(outcome).toMatchObject({
+        verdict: { verdict: 'Unscannable', reason: 'unsupported-format' },
+        bytesScanned: lzmaZip.length,
+        objectSize: lzmaZip.length,
+      });
+      expect(outcome.detail).toContain('method 14 (LZMA)');
+      expect(s3.commandCalls(GetObjectCommand)).toHaveLength(1);
+    });
+
+    it('reads the rest with ranged GetObjects of the same version, conditional on the same ETag', async () => {
+      s3.on(GetObjectCommand).callsFake(serve(largeLzmaZip));
+      const outcome = await scanObject(
+        { object: { ...object, size: largeLzmaZip.length } },
+        { s3: client, scanner: fakeScanner([ok]) },
+        { ...options, maxObjectBytes: 1_000_000 },
+      );
+      expect(outcome.verdict).toEqual({ verdict: 'Unscannable', reason: 'unsupported-format' });
+      const ranged = s3
+        .commandCalls(GetObjectCommand)
+        .map((call) => call.args[0].input)
+        .filter((input) => input.Range !== undefined);
+      // The end record, the directory's first bytes, the directory: local headers came from the stream.
+      expect(ranged).toHaveLength(3);
+      for (const input of ranged) {
+        expect(input).toMatchObject({
+          Bucket: 'staging-bucket',
+          Key: 'in/file.txt',
+          VersionId: 'v1',
+          IfMatch: '"abc"',
+        });
+        expect(input.Range).toMatch(/^bytes=\d+-\d+$/);
+      }
+    });
+
+    it('keeps Clean for an ordinary zip and for text', async () => {
+      const zip = rawZip([deflatedEntry('notes.txt', 'nothing to see '.repeat(500))]);
+      s3.on(GetObjectCommand).callsFake(serve(zip));
+      await expect(
+        scanObject({ object: { ...object, size: zip.length } }, { s3: client, scanner: fakeScanner([ok]) }, options),
+      ).resolves.toEqual({ verdict: { verdict: 'Clean' }, bytesScanned: zip.length, objectSize: zip.length });
+    });
+
+    it("lets clamd's findings stand: an Infected reply is not re-examined", async () => {
+      s3.on(GetObjectCommand).callsFake(serve(largeLzmaZip));
+      const scanner = fakeScanner([(bytes) => ({ reply: 'stream: Eicar FOUND', bytes })]);
+      await expect(
+        scanObject(
+          { object: { ...object, size: largeLzmaZip.length } },
+          { s3: client, scanner },
+          { ...options, maxObjectBytes: 1_000_000 },
+        ),
+      ).resolves.toMatchObject({ verdict: { verdict: 'Infected', signature: 'Eicar' } });
+      expect(s3.commandCalls(GetObjectCommand)).toHaveLength(1);
+    });
+
+    it('retries when a ranged read fails, then gives up with ObjectReadError: never Clean', async () => {
+      s3.on(GetObjectCommand).callsFake((input: { Range?: string }) => {
+        if (input.Range) throw s3Error('SlowDown', 503);
+        return serve(largeLzmaZip)(input);
+      });
+      const scanner = fakeScanner([ok]);
+      await expect(
+        scanObject(
+          { object: { ...object, size: largeLzmaZip.length } },
+          { s3: client, scanner },
+          { ...options, maxObjectBytes: 1_000_000 },
+        ),
+      ).rejects.toBeInstanceOf(ObjectReadError);
+      expect(scanner.scans).toBe(3);
+    });
+
+    it('retries a ranged read that returns fewer bytes than asked', async () => {
+      let shortAnswers = 1;
+      s3.on(GetObjectCommand).callsFake((input: { Range?: string }) => {
+        const answer = serve(largeLzmaZip)(input);
+        if (!input.Range || shortAnswers === 0) return answer;
+        shortAnswers -= 1;
+        return { Body: bodyOf(Buffer.from('short')), ContentLength: 5 };
+      });
+      const scanner = fakeScanner([ok]);
+      await expect(
+        scanObject(
+          { object: { ...object, size: largeLzmaZip.length } },
+          { s3: client, scanner },
+          { ...options, maxObjectBytes: 1_000_000 },
+        ),
+      ).resolves.toMatchObject({ verdict: { verdict: 'Unscannable', reason: 'unsupported-format' } });
+      expect(scanner.scans).toBe(2);
+    });
+
+    it('passes a download that breaks off on to clamd as an error, retried like before the gate existed', async () => {
+      s3.on(GetObjectCommand).callsFake(() => {
+        async function* breaking(): AsyncGenerator<Buffer> {
+          yield Buffer.alloc(5, 0x61);
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        }
+        return { Body: Readable.from(breaking()) as unknown as GetObjectCommandOutput['Body'], ContentLength: 10 };
+      });
+      const scanner = fakeScanner([ok]);
+      const scanning = scanObject({ object: { ...object, size: 10 } }, { s3: client, scanner }, options);
+      await expect(scanning).rejects.toBeInstanceOf(ObjectReadError);
+      await expect(scanning).rejects.toThrow(/socket hang up/);
+    });
+
+    it('an object replaced before a ranged read (412) is ObjectNotFoundError', async () => {
+      s3.on(GetObjectCommand).callsFake((input: { Range?: string }) => {
+        if (input.Range) throw s3Error('PreconditionFailed', 412);
+        return serve(largeLzmaZip)(input);
+      });
+      await expect(
+        scanObject(
+          { object: { ...object, size: largeLzmaZip.length } },
+          { s3: client, scanner: fakeScanner([ok]) },
+          { ...options, maxObjectBytes: 1_000_000 },
+        ),
+      ).rejects.toBeInstanceOf(ObjectNotFoundError);
     });
   });
 });

@@ -253,3 +253,34 @@ export async function startClamdProxy(
       }),
   };
 }
+
+/**
+ * One raw INSTREAM session with clamd, with none of the worker in between: `content` (bytes, or a file
+ * streamed from disk) in 1 MiB chunks, and clamd's reply without its NUL.
+ */
+export function clamdInstream(address: ClamdAddress, content: Buffer | { path: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket =
+      address.kind === 'socket' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const replies: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => replies.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(replies).toString('utf8').replace(/\0/g, '').trim()));
+    socket.on('connect', async () => {
+      try {
+        socket.write('zINSTREAM\0');
+        const chunks = Buffer.isBuffer(content) ? [content] : createReadStream(content.path, { highWaterMark: MiB });
+        for await (const chunk of chunks) {
+          const length = Buffer.alloc(4);
+          length.writeUInt32BE((chunk as Buffer).length);
+          if (!socket.write(Buffer.concat([length, chunk as Buffer]))) {
+            await new Promise((drained) => socket.once('drain', drained));
+          }
+        }
+        socket.write(Buffer.alloc(4));
+      } catch (error) {
+        socket.destroy(error as Error);
+      }
+    });
+  });
+}

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SFNClient } from '@aws-sdk/client-sfn';
@@ -9,7 +11,16 @@ import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smi
 import { createS3Client, createSfnClient, createSqsClient } from '../../functions/commons/clients.js';
 import { scanResultSchema } from '../../functions/commons/scan-job.js';
 import { verdictTags } from '../../functions/commons/verdict.js';
-import { startClamd } from '../../local/runtime/clamd.js';
+import {
+  deflatedEntry,
+  lzmaAlone,
+  lzmaEntry,
+  rawZip,
+  storedEntry,
+  writeLargeMemberZip,
+  zstdFrame,
+} from '../../local/crafted-archives.js';
+import { type ClamdServer, startClamd } from '../../local/runtime/clamd.js';
 import { PROJECT_ROOT } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import { buildSamples, nestedZip, zip } from '../../local/samples.js';
@@ -17,11 +28,39 @@ import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
 import { clamdAddressEnvironment, type WorkerConfig } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
 import { type RunningWorker, startWorker, type WorkerTuning } from '../../scanner-image/src/worker.js';
-import { REGION, startClamdProxy, startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
+import {
+  clamdInstream,
+  REGION,
+  startClamdProxy,
+  startHarness,
+  TEST_MAX_OBJECT_BYTES,
+  type WorkerHarness,
+} from './harness.js';
 
 jest.setTimeout(120_000);
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/**
+ * EICAR in forms clamd 1.4.6 does not see through (each measured with raw INSTREAM below): the content gate
+ * is what keeps them from being Clean.
+ */
+const HIDDEN_EICAR: ReadonlyArray<{ readonly key: string; readonly body: Buffer }> = [
+  { key: 'gate/lzma-member.zip', body: rawZip([lzmaEntry('eicar.com', EICAR)]) },
+  // Bigger than the head the worker keeps: the gate reads the end record and directory with ranged GETs.
+  {
+    key: 'gate/lzma-member-large.zip',
+    body: rawZip([storedEntry('padding.txt', 'padding\n'.repeat(20_000)), lzmaEntry('eicar.com', EICAR)]),
+  },
+  { key: 'gate/eicar.zst', body: zstdFrame(EICAR) },
+  { key: 'gate/eicar.zlib', body: deflateSync(EICAR) },
+  { key: 'gate/eicar.lzma', body: lzmaAlone(EICAR) },
+  // What Python's zipfile writes with force_zip64: zip64 sizes in the local header only.
+  { key: 'gate/zip64-local-header.zip', body: rawZip([deflatedEntry('eicar.com', EICAR, { zip64: 'local' })]) },
+  // An inner zip, stored, whose member is LZMA.
+  { key: 'gate/nested-lzma.zip', body: rawZip([storedEntry('inner.zip', rawZip([lzmaEntry('eicar.com', EICAR)]))]) },
+];
 const FAST: Partial<WorkerTuning> = { pollWaitSeconds: 1, scanBackoffMs: 100, metricsFlushIntervalMs: 3_600_000 };
 
 interface RecordedCall {
@@ -320,6 +359,98 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
       await slow.close();
     }
+  });
+
+  describe('content clamd answers OK for without unpacking it: the content gate', () => {
+    test('with raw INSTREAM, clamd answers OK for every one of these EICAR carriers (why the gate exists)', async () => {
+      for (const { key, body } of HIDDEN_EICAR) {
+        expect({ key, reply: await clamdInstream(h.clamd.address, body) }).toEqual({ key, reply: 'stream: OK' });
+      }
+    });
+
+    test.each(HIDDEN_EICAR.map((fixture) => [fixture.key, fixture.body] as const))(
+      '%s is Unscannable unsupported-format, not Clean',
+      async (key, body) => {
+        const end = await h.waitForEnd(await h.startScan(await h.put(key, body)));
+        expect(end).toMatchObject({
+          status: 'SUCCEEDED',
+          output: { verdict: 'Unscannable', reason: 'unsupported-format', bytesScanned: body.length },
+        });
+      },
+    );
+
+    test('a zip with a stored EICAR member stays Infected (clamd finds it; the gate is not asked)', async () => {
+      const object = await h.put('gate/stored-eicar.zip', rawZip([storedEntry('eicar.com', EICAR)]));
+      const end = await h.waitForEnd(await h.startScan(object));
+      expect(end.output).toMatchObject({ verdict: 'Infected' });
+      expect(end.output?.signature).toContain('EICAR');
+    });
+
+    test('an ordinary deflated zip of clean text stays Clean', async () => {
+      const body = rawZip([
+        deflatedEntry('notes.txt', 'nothing to see here\n'.repeat(2000)),
+        deflatedEntry('more/notes.txt', 'still nothing\n'.repeat(500)),
+      ]);
+      const end = await h.waitForEnd(await h.startScan(await h.put('gate/clean.zip', body)));
+      expect(end.output).toMatchObject({ verdict: 'Clean', bytesScanned: body.length });
+    });
+
+    describe("a member larger than ClamAV's 2 GiB per-file limit, against clamd with the image's own limits", () => {
+      let imageClamd: ClamdServer;
+      let imageWorker: RunningWorker;
+      let machine: string;
+      const bigZip = (name: string) => join(h.logDir, name);
+
+      beforeAll(async () => {
+        // 3 GiB of zeros and EICAR at the very end, deflated to ~14 MB, written in a few seconds.
+        await writeLargeMemberZip(bigZip('zip32.zip'), 'big.bin', 3 * GiB, EICAR);
+        await writeLargeMemberZip(bigZip('zip64.zip'), 'big.bin', 3 * GiB, EICAR, { zip64: true });
+        imageClamd = await startClamd({ logDir: h.logDir, workDir: join(h.logDir, 'clamd-image-limits') });
+        const queueUrl = await h.createQueue('image-limits-jobs');
+        machine = await h.createStateMachine('image-limits', { queueUrl });
+        const config = workerConfig(h, {
+          queueUrl,
+          clamd: imageClamd.address,
+          maxObjectBytes: 64 * MiB,
+          metrics: { enabled: false, namespace: 'x', dimensions: [] },
+        });
+        imageWorker = await startWorker(config, { ...workerClients(h), log: silentLogger }, FAST);
+      });
+
+      afterAll(async () => {
+        await imageWorker?.stop();
+        await imageClamd?.stop();
+      });
+
+      test('recorded in zip64 fields (as Python writes it): clamd answers OK at once; the gate says limits-exceeded', async () => {
+        expect(await clamdInstream(imageClamd.address, { path: bigZip('zip64.zip') })).toBe('stream: OK');
+        const object = await h.put('gate/3gib-member-zip64.zip', {
+          kind: 'file',
+          path: bigZip('zip64.zip'),
+          size: (await stat(bigZip('zip64.zip'))).size,
+        });
+        const end = await h.waitForEnd(await h.startScan(object, machine));
+        expect(end).toMatchObject({
+          status: 'SUCCEEDED',
+          output: { verdict: 'Unscannable', reason: 'limits-exceeded' },
+        });
+        expect(end.output?.signature).toBeUndefined();
+      });
+
+      test('recorded in classic zip32 fields: clamd itself inflates 2 GiB and reports limits-exceeded', async () => {
+        const object = await h.put('gate/3gib-member-zip32.zip', {
+          kind: 'file',
+          path: bigZip('zip32.zip'),
+          size: (await stat(bigZip('zip32.zip'))).size,
+        });
+        const end = await h.waitForEnd(await h.startScan(object, machine), 90_000);
+        expect(end).toMatchObject({
+          status: 'SUCCEEDED',
+          output: { verdict: 'Unscannable', reason: 'limits-exceeded' },
+        });
+        expect(end.output?.signature).toMatch(/^Heuristics\.Limits\.Exceeded\./);
+      });
+    });
   });
 
   test('metrics reach CloudWatch, batched, with the Verdict dimension', async () => {

@@ -1,0 +1,811 @@
+/**
+ * The content gate: decides whether clamd's `OK` may stand as Clean. clamd answers OK for content it never
+ * unpacked (measured with clamd 1.4.6 and scanner-image/clamd.conf): zip members compressed with methods its
+ * unzip cannot decode (LZMA 14, PPMd 98, …), zips that use zip64 records (a 3 GiB member recorded the way
+ * Python's zipfile writes it: OK in 0.1 s), and whole files in compression formats it does not know (.lzma,
+ * .zst, .lz, .Z, raw zlib, ar/deb). The gate looks at what the object is and, for zips, at what the central
+ * directory and each local header declare, and turns such a Clean into Unscannable. It never makes anything
+ * Clean.
+ *
+ * What it does not see (measured OK with clamd 1.4.6 all the same): 7z archives whose coders are BZip2 or
+ * Deflate (reading a 7z's coder list needs an LZMA decoder for its packed header); archives inside tar,
+ * gzip, bzip2, xz, 7z, cab or RAR (only zips are opened, nested zips included); raw deflate and brotli,
+ * which have no header to recognise; zip local entries missing from the central directory.
+ *
+ * Pure logic over a RangeReader: no AWS types here (scan-object.ts supplies ranged GetObject calls).
+ */
+import { constants, inflateRawSync, inflateSync } from 'node:zlib';
+import { fileTypeFromBuffer } from 'file-type';
+
+/** Random access to the object being judged. */
+export interface RangeReader {
+  readonly size: number;
+  /** Bytes `start`…`endInclusive`; rejects rather than returning fewer bytes. */
+  read(start: number, endInclusive: number, signal?: AbortSignal): Promise<Buffer>;
+}
+
+export type GateReason = 'unsupported-format' | 'limits-exceeded' | 'encrypted';
+
+export type GateOutcome =
+  | { readonly kind: 'scannable' }
+  | { readonly kind: 'unscannable'; readonly reason: GateReason; readonly detail: string };
+
+export interface GateLimits {
+  /** Largest member ClamAV scans completely (CLAMAV_MAX_FILE_BYTES); a zip member declaring more is not. */
+  readonly maxMemberBytes: number;
+  /** Largest zip central directory the gate reads (in windows of DIRECTORY_WINDOW_BYTES, never whole). */
+  readonly maxDirectoryBytes: number;
+  /** Zips inside zips inspected this many levels down; an archive member deeper than that is not inspected. */
+  readonly maxNestingDepth: number;
+  /** Archive members per zip the gate opens to look inside (each costs a ranged read or two). */
+  readonly maxNestedMembers: number;
+  /** A deflated member that is itself an archive is inflated in memory up to this size to be inspected. */
+  readonly maxNestedInflateBytes: number;
+  /**
+   * Local headers read with ranged reads, per archive, when no LocalHeaderIndex saw them go by (nested
+   * archives, or an index that overflowed). Each one is a request.
+   */
+  readonly maxLocalHeaderReads: number;
+}
+
+/** How many first bytes the gate wants in `head`: what file-type reads to recognise a type. */
+export const HEAD_BYTES = 4100;
+
+/** Bytes per ranged read of a zip central directory: one read for almost every real zip, bounded memory. */
+const DIRECTORY_WINDOW_BYTES = 1024 * 1024;
+/** EOCD record (22 bytes) plus the longest comment (65,535) after it. */
+const EOCD_SEARCH_BYTES = 22 + 0xffff;
+
+const SCANNABLE: GateOutcome = { kind: 'scannable' };
+
+function unscannable(reason: GateReason, detail: string): GateOutcome {
+  return { kind: 'unscannable', reason, detail };
+}
+
+/**
+ * What each type file-type can report means for ClamAV. Every extension file-type 21 knows is listed
+ * (a unit test holds this table to `supportedExtensions`), so a newer file-type that learns a new format
+ * fails that test instead of letting the format pass unexamined; at run time an unlisted type is treated
+ * as a format ClamAV does not unpack.
+ *
+ * - `zip`: a zip container (or zip-based document); its central directory is inspected.
+ * - `clamav-unpacks`: a container or compressed format ClamAV opens (libclamav: gzip, bzip2, xz, 7z, tar,
+ *   cpio, cab, CHM, OLE2, PDF, DMG, ARJ, RAR with libclamunrar, SWF, RTF); passes.
+ * - `unsupported`: a compression or archive format ClamAV does not open; Unscannable `unsupported-format`.
+ * - `encrypted`: encrypted content; Unscannable `encrypted`.
+ * - `plain`: not a container; ClamAV scans the bytes themselves; passes.
+ */
+type FormatClass = 'zip' | 'clamav-unpacks' | 'unsupported' | 'encrypted' | 'plain';
+
+// biome-ignore format: a table reads better packed, one kind of format per line
+const FORMAT_CLASSES: Readonly<Record<FormatClass, readonly string[]>> = {
+  zip: [
+    'zip', 'jar', 'apk', 'xpi', 'crx', 'epub', '3mf', 'vsdx',
+    'docx', 'docm', 'dotx', 'dotm', 'xlsx', 'xlsm', 'xltx', 'xltm', 'pptx', 'pptm', 'potx', 'potm', 'ppsx', 'ppsm',
+    'odt', 'ods', 'odp', 'odg', 'ott', 'ots', 'otp', 'otg',
+  ],
+  // RAR: the scanner image's ClamAV has libclamunrar; a clamd without it (Debian's clamav package) does not
+  // unpack RAR, and this table cannot tell which clamd it runs against.
+  'clamav-unpacks': [
+    'gz', 'tar.gz', 'bz2', 'xz', '7z', 'tar', 'cpio', 'cab', 'chm', 'cfb', 'pdf', 'dmg', 'arj', 'rar', 'swf', 'rtf',
+  ],
+  unsupported: ['zst', 'lz', 'lz4', 'Z', 'lzh', 'ace', 'ar', 'deb', 'rpm', 'asar', 'pst'],
+  encrypted: ['pgp'],
+  plain: [
+    // images
+    'jpg', 'png', 'apng', 'gif', 'webp', 'flif', 'xcf', 'cr2', 'cr3', 'orf', 'arw', 'dng', 'nef', 'rw2', 'raf',
+    'tif', 'bmp', 'icns', 'jxr', 'psd', 'indd', 'bpg', 'j2c', 'jp2', 'jpm', 'jpx', 'mj2', 'heic', 'cur', 'ico',
+    'ktx', 'avif', 'jxl', 'jls', 'eps', 'ps', 'dcm', 'icc',
+    // audio and video
+    'mp4', 'mid', 'mkv', 'webm', 'mov', 'avi', 'mpg', 'mp2', 'mp3', 'm4a', 'oga', 'ogg', 'ogv', 'opus', 'flac',
+    'wav', 'spx', 'amr', 'flv', 'mxf', 'mts', '3gp', '3g2', 'aif', 'qcp', 'ape', 'wv', 'dsf', 'voc', 'ac3',
+    'm4v', 'm4p', 'm4b', 'f4v', 'f4p', 'f4b', 'f4a', 'asf', 'ogm', 'ogx', 'mpc', 'aac', 'mp1', 'it', 's3m',
+    'xm', 'rm',
+    // executables and code, which ClamAV parses itself
+    'elf', 'macho', 'exe', 'wasm', 'class', 'nes', 'lnk', 'alias', 'reg', 'dat',
+    // fonts, documents, data
+    'woff', 'woff2', 'eot', 'ttf', 'otf', 'ttc', 'xml', 'mobi', 'ics', 'vcf', 'vtt', 'sqlite', 'pcap', 'arrow',
+    'parquet', 'avro', 'shp', 'mie', 'blend', 'glb', 'stl', 'skp', 'dwg', 'fbx', 'drc', 'jmp', 'sav',
+  ],
+};
+
+const CLASS_OF_EXTENSION: ReadonlyMap<string, FormatClass> = new Map(
+  (Object.entries(FORMAT_CLASSES) as Array<[FormatClass, readonly string[]]>).flatMap(([formatClass, extensions]) =>
+    extensions.map((extension) => [extension, formatClass] as const),
+  ),
+);
+
+/** Every extension the table classifies (for the test that holds it to file-type's list). */
+export const CLASSIFIED_EXTENSIONS: ReadonlySet<string> = new Set(CLASS_OF_EXTENSION.keys());
+
+/**
+ * Zip compression methods ClamAV's unzip decodes (libclamav/unzip.c `unz`): stored 0, implode 6, deflate 8,
+ * deflate64 9, bzip2 12. Measured with clamd 1.4.6: 0, 8, 9, 12 found EICAR; LZMA 14 and PPMd 98 answered OK.
+ * Implode is taken from the source (no tool here writes it); shrink 1 and reduce 2-5 are listed there as
+ * unsupported.
+ */
+const CLAMAV_ZIP_METHODS: ReadonlySet<number> = new Set([0, 6, 8, 9, 12]);
+const ZIP_METHOD_NAMES: Readonly<Record<number, string>> = {
+  1: 'shrink',
+  2: 'reduce',
+  3: 'reduce',
+  4: 'reduce',
+  5: 'reduce',
+  10: 'PKWARE DCL implode',
+  14: 'LZMA',
+  18: 'IBM TERSE',
+  19: 'IBM LZ77',
+  20: 'zstd (deprecated id)',
+  93: 'zstd',
+  94: 'MP3',
+  95: 'xz',
+  96: 'JPEG',
+  97: 'WavPack',
+  98: 'PPMd',
+};
+
+/** Archive names file-type has no type of its own for (zip-based packages, compressed tarballs, …). */
+// biome-ignore format: a list of names
+const OTHER_ARCHIVE_EXTENSIONS = [
+  'tgz', 'tbz', 'tbz2', 'txz', 'tzst', 'lzma', 'zlib', 'zstd', 'bz', 'war', 'ear', 'aar', 'ipa', 'whl', 'nupkg',
+  'vsix', 'msix', 'appx', 'zipx', 'msi',
+];
+
+/** Member names that say "archive or compressed file": such members are opened and inspected in turn. */
+const ARCHIVE_NAME = new RegExp(
+  `\\.(${[
+    ...FORMAT_CLASSES.zip,
+    ...FORMAT_CLASSES['clamav-unpacks'],
+    ...FORMAT_CLASSES.unsupported,
+    ...OTHER_ARCHIVE_EXTENSIONS,
+  ]
+    .map((extension) => extension.replace('.', '\\.'))
+    .join('|')})$`,
+  'i',
+);
+
+/**
+ * Decides whether content clamd called OK was really scanned. `head` is the object's first bytes (up to
+ * HEAD_BYTES; all of it for a smaller object); `reader` reads any other range (only zips need it).
+ * `localHeaders`, when given, holds the zip local headers seen while the object streamed past (see
+ * LocalHeaderIndex), which saves a ranged read per zip member.
+ */
+export async function inspectContent(
+  head: Buffer,
+  reader: RangeReader,
+  limits: GateLimits,
+  signal?: AbortSignal,
+  localHeaders?: LocalHeaderIndex,
+): Promise<GateOutcome> {
+  // A small object is entirely in `head`: no reads needed.
+  const whole = head.length >= reader.size;
+  const source = whole ? bufferReader(head.subarray(0, reader.size)) : reader;
+  return inspect(head.subarray(0, Math.min(head.length, HEAD_BYTES)), {
+    reader: source,
+    readsAreRequests: !whole,
+    limits,
+    depth: 0,
+    localHeaders: whole ? undefined : localHeaders,
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/** One object (or archive member) being inspected, and how to reach its bytes. */
+interface Inspection {
+  readonly reader: RangeReader;
+  /** False when `reader` serves bytes already in memory: then reads cost nothing and are not counted. */
+  readonly readsAreRequests: boolean;
+  readonly limits: GateLimits;
+  /** How many archives this content is nested in. */
+  readonly depth: number;
+  readonly localHeaders: LocalHeaderIndex | undefined;
+  readonly signal?: AbortSignal;
+}
+
+async function inspect(head: Buffer, inspection: Inspection): Promise<GateOutcome> {
+  if (head.length === 0) return SCANNABLE;
+  const detected = await fileTypeFromBuffer(head);
+  if (detected === undefined) return inspectUndetected(head);
+
+  const formatClass = CLASS_OF_EXTENSION.get(detected.ext);
+  switch (formatClass) {
+    case 'zip':
+      return inspectZip(detected.ext, inspection);
+    case 'clamav-unpacks':
+    case 'plain':
+      return SCANNABLE;
+    case 'encrypted':
+      return unscannable('encrypted', `${detected.mime} content cannot be decrypted for scanning`);
+    case 'unsupported':
+      return unscannable('unsupported-format', `${detected.ext} (${detected.mime}) is a format ClamAV does not unpack`);
+    default:
+      return unscannable(
+        'unsupported-format',
+        `${detected.ext} (${detected.mime}) is not a type the gate has classified`,
+      );
+  }
+}
+
+/**
+ * Formats file-type does not recognise because their headers are too weak to name on their own: raw zlib
+ * (2 bytes, one of which is a checksum) and `.lzma` (LZMA-alone: no magic at all). Each is confirmed beyond
+ * its header so that text and random binary are not mistaken for them.
+ */
+function inspectUndetected(head: Buffer): GateOutcome {
+  if (isZlibStream(head)) {
+    return unscannable('unsupported-format', 'a raw zlib stream, which ClamAV does not inflate');
+  }
+  if (isLzmaAlone(head)) {
+    return unscannable('unsupported-format', 'an LZMA (.lzma) stream, which ClamAV does not decompress');
+  }
+  return SCANNABLE;
+}
+
+/** RFC 1950 header (deflate, window ≤ 32 KiB, FCHECK) and a first part that inflates without error. */
+export function isZlibStream(head: Buffer): boolean {
+  if (head.length < 2) return false;
+  const cmf = head[0] as number;
+  const flg = head[1] as number;
+  if ((cmf & 0x0f) !== 8 || cmf >> 4 > 7 || ((cmf << 8) | flg) % 31 !== 0) return false;
+  // FDICT (a preset dictionary) leaves nothing to confirm the header with: random bytes would pass one time
+  // in a thousand. Such streams cannot be inflated without their dictionary by anyone, so they are no way
+  // to hand content to a reader either.
+  if (flg & 0x20) return false;
+  try {
+    // A prefix of a longer stream inflates as far as it goes with a sync flush; random data fails.
+    inflateSync(head, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 1024 * 1024 });
+    return true;
+  } catch (error) {
+    // Inflating produced more than the bound: it is zlib.
+    return (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+  }
+}
+
+/**
+ * The LZMA-alone header as liblzma checks it before decoding: a properties byte that encodes lc/lp/pb with
+ * lc + lp ≤ 4 and pb ≤ 4, a dictionary size of 2^n or 2^n + 2^(n-1) (at least 4 KiB), an uncompressed size
+ * that is unknown (all ones) or between 1 byte and 256 GiB; then the range coder's first byte, which the
+ * encoder always writes as 0. Bytes of text can never match (the header needs zero bytes); zero-filled
+ * binary headers fail on the size.
+ */
+export function isLzmaAlone(head: Buffer): boolean {
+  if (head.length < 14) return false;
+  const properties = head[0] as number;
+  const lc = properties % 9;
+  const lp = Math.floor(properties / 9) % 5;
+  const pb = Math.floor(properties / 45);
+  if (pb > 4 || lc + lp > 4) return false;
+  const dictionary = head.readUInt32LE(1);
+  const validDictionary = Array.from({ length: 20 }, (_, index) => 2 ** (index + 12)).some(
+    (power) => dictionary === power || dictionary === power + power / 2,
+  );
+  if (!validDictionary) return false;
+  const size = head.readBigUInt64LE(5);
+  if (size !== 0xffff_ffff_ffff_ffffn && (size === 0n || size >= 1n << 38n)) return false;
+  return head[13] === 0;
+}
+
+// --- zip ---------------------------------------------------------------------------------------------------
+
+const LOCAL_HEADER_SIGNATURE = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+
+/** The fixed part of a zip local file header: what ClamAV's unzip decides with. */
+export interface LocalHeader {
+  readonly flags: number;
+  readonly method: number;
+  /** The 32-bit fields as written (0xFFFFFFFF when the sizes are in a zip64 extra field). */
+  readonly compressedSize: number;
+  readonly uncompressedSize: number;
+  readonly nameBytes: number;
+  readonly extraBytes: number;
+}
+
+function parseLocalHeader(buffer: Buffer, at: number): LocalHeader {
+  return {
+    flags: buffer.readUInt16LE(at + 6),
+    method: buffer.readUInt16LE(at + 8),
+    compressedSize: buffer.readUInt32LE(at + 18),
+    uncompressedSize: buffer.readUInt32LE(at + 22),
+    nameBytes: buffer.readUInt16LE(at + 26),
+    extraBytes: buffer.readUInt16LE(at + 28),
+  };
+}
+
+/**
+ * Notes every zip local header signature in a byte stream as it goes by (fed chunk by chunk), keyed by its
+ * offset, so the gate can check each member's local header without a ranged read per member. ClamAV decodes
+ * a member with the method and sizes of its local header, not its central directory entry, and the two may
+ * disagree. Hits inside compressed data are recorded too and simply never looked up. Memory is bounded by
+ * `maxHeaders`; past it the index says so and the gate falls back to ranged reads.
+ */
+export class LocalHeaderIndex {
+  private readonly headers = new Map<number, LocalHeader>();
+  /** The last bytes of the previous chunk that could still start a header, and where they start. */
+  private carry: Buffer = Buffer.alloc(0);
+  private carryOffset = 0;
+  private overflowed = false;
+
+  constructor(private readonly maxHeaders = 200_000) {}
+
+  push(chunk: Buffer): void {
+    const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    const dataOffset = this.carryOffset;
+    let from = 0;
+    for (;;) {
+      const at = data.indexOf(LOCAL_HEADER_SIGNATURE, from);
+      if (at === -1 || at + 30 > data.length) {
+        // Keep what could be the start of a header cut by the chunk boundary.
+        const keepFrom = at === -1 ? Math.max(from, data.length - 3) : at;
+        this.carry = Buffer.from(data.subarray(keepFrom));
+        this.carryOffset = dataOffset + keepFrom;
+        return;
+      }
+      if (this.headers.size < this.maxHeaders) this.headers.set(dataOffset + at, parseLocalHeader(data, at));
+      else this.overflowed = true;
+      from = at + 1;
+    }
+  }
+
+  /** The header at `offset`, or undefined if none was seen there (or the index was full). */
+  at(offset: number): LocalHeader | undefined {
+    return this.headers.get(offset);
+  }
+
+  get complete(): boolean {
+    return !this.overflowed;
+  }
+}
+
+interface ZipDirectory {
+  /** Where the central directory really starts (after any bytes prepended to the zip). */
+  readonly start: number;
+  readonly bytes: number;
+  readonly entries: number;
+  /** Added to every offset the zip records: bytes prepended to it (self-extractor stub, CRX header). */
+  readonly shift: number;
+  readonly zip64: boolean;
+}
+
+interface ZipEntry {
+  readonly name: string;
+  readonly flags: number;
+  readonly method: number;
+  readonly compressedSize: number;
+  readonly uncompressedSize: number;
+  /** Where the member's local header is in the file (prepended bytes included). */
+  readonly localHeaderOffset: number;
+  /** Some size or offset was recorded in a zip64 extra field. */
+  readonly zip64: boolean;
+}
+
+/** The zip cannot be read as a zip: ClamAV could not unpack it honestly either. */
+class UnreadableZipError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreadableZipError';
+  }
+}
+
+/** A limit of the gate itself was reached: what lies beyond it was not inspected. */
+class GateLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GateLimitError';
+  }
+}
+
+/**
+ * The central directory is parsed here rather than through @zip.js/zip.js: zip.js reads entries through
+ * its own Reader classes and exposes neither local headers nor a per-entry record of zip64 use, and the
+ * gate needs exactly the raw fields (method, flags, 32-bit size fields versus zip64 extras, local header
+ * offset) that decide what ClamAV's own 32-bit parser does. The layout is fixed (APPNOTE 4.3.7, 4.3.12-16),
+ * and reading it in bounded windows keeps memory flat however many entries there are.
+ */
+async function inspectZip(type: string, inspection: Inspection): Promise<GateOutcome> {
+  const { reader, limits, depth, signal } = inspection;
+  try {
+    const directory = await findZipDirectory(reader, signal);
+    if (directory.bytes > limits.maxDirectoryBytes) {
+      return unscannable(
+        'limits-exceeded',
+        `${type}: central directory of ${directory.bytes} bytes exceeds the ${limits.maxDirectoryBytes} bytes the gate reads`,
+      );
+    }
+    const localHeaders = new LocalHeaderReader(inspection);
+    const nested: Array<{ entry: ZipEntry; local: LocalHeader }> = [];
+    for await (const entry of zipEntries(reader, directory, signal)) {
+      const directoryFinding = judgeZipEntry(entry, type, limits);
+      if (directoryFinding) return directoryFinding;
+      // An empty member has no data for ClamAV to decode, whatever its header says.
+      if (entry.compressedSize === 0) continue;
+      const local = await localHeaders.at(entry);
+      const localFinding = judgeLocalHeader(entry, local, type, limits);
+      if (localFinding) return localFinding;
+      if (!isDirectoryEntry(entry) && ARCHIVE_NAME.test(entry.name)) nested.push({ entry, local });
+    }
+    if (directory.zip64) {
+      return unscannable(
+        'unsupported-format',
+        `${type}: uses a zip64 end-of-central-directory record, which ClamAV 1.4 does not read`,
+      );
+    }
+    if (nested.length === 0) return SCANNABLE;
+    const first = nested[0]?.entry.name;
+    if (depth >= limits.maxNestingDepth) {
+      return unscannable(
+        'limits-exceeded',
+        `${type}: archive member "${first}" is ${depth + 1} levels deep, beyond the ${limits.maxNestingDepth} the gate inspects`,
+      );
+    }
+    if (nested.length > limits.maxNestedMembers) {
+      return unscannable(
+        'limits-exceeded',
+        `${type}: ${nested.length} archive members, more than the ${limits.maxNestedMembers} the gate inspects`,
+      );
+    }
+    for (const { entry, local } of nested) {
+      const inner = await inspectNestedMember(entry, local, inspection);
+      if (inner.kind === 'unscannable') {
+        return unscannable(inner.reason, `${type} member "${entry.name}": ${inner.detail}`);
+      }
+    }
+    return SCANNABLE;
+  } catch (error) {
+    if (error instanceof UnreadableZipError) {
+      return unscannable('unsupported-format', `${type}: ${error.message}; ClamAV cannot unpack it either`);
+    }
+    if (error instanceof GateLimitError) return unscannable('limits-exceeded', `${type}: ${error.message}`);
+    throw error;
+  }
+}
+
+function isDirectoryEntry(entry: ZipEntry): boolean {
+  return entry.name.endsWith('/') && entry.uncompressedSize === 0;
+}
+
+/** Bit 0: encrypted; bit 6: strong encryption; bit 13: masked local headers (central directory encryption). */
+const ENCRYPTION_FLAGS = 0x0001 | 0x0040 | 0x2000;
+/** WinZip AES. */
+const AES_METHOD = 99;
+/** Bit 3: sizes follow the data in a data descriptor; ClamAV then takes them from the central directory. */
+const DATA_DESCRIPTOR_FLAG = 0x0008;
+
+function methodProblem(member: string, method: number): GateOutcome | undefined {
+  if (CLAMAV_ZIP_METHODS.has(method)) return undefined;
+  const name = ZIP_METHOD_NAMES[method];
+  return unscannable(
+    'unsupported-format',
+    `${member} uses compression method ${method}${name ? ` (${name})` : ''}, which ClamAV does not decode`,
+  );
+}
+
+function sizeProblem(member: string, uncompressedSize: number, limits: GateLimits): GateOutcome | undefined {
+  if (uncompressedSize <= limits.maxMemberBytes) return undefined;
+  return unscannable(
+    'limits-exceeded',
+    `${member} declares ${uncompressedSize} bytes uncompressed, more than the ${limits.maxMemberBytes} ClamAV scans per file`,
+  );
+}
+
+/** The first reason the central directory gives that keeps this member from being Clean, if any. */
+function judgeZipEntry(entry: ZipEntry, type: string, limits: GateLimits): GateOutcome | undefined {
+  const member = `${type} member "${entry.name}"`;
+  if (entry.flags & ENCRYPTION_FLAGS || entry.method === AES_METHOD) {
+    return unscannable('encrypted', `${member} is encrypted`);
+  }
+  const finding = sizeProblem(member, entry.uncompressedSize, limits) ?? methodProblem(member, entry.method);
+  if (finding) return finding;
+  if (entry.zip64) {
+    // ClamAV's unzip reads only the 32-bit size fields; with 0xFFFFFFFF there it skips the member (measured:
+    // a deflated EICAR recorded with zip64 extras answers OK).
+    return unscannable(
+      'unsupported-format',
+      `${member} records its sizes in zip64 fields, which ClamAV 1.4 does not read`,
+    );
+  }
+  return undefined;
+}
+
+/** The same questions asked of the local header, which is what ClamAV decodes the member with. */
+function judgeLocalHeader(
+  entry: ZipEntry,
+  local: LocalHeader,
+  type: string,
+  limits: GateLimits,
+): GateOutcome | undefined {
+  const member = `${type} member "${entry.name}" (local header)`;
+  if (local.flags & ENCRYPTION_FLAGS || local.method === AES_METHOD) {
+    return unscannable('encrypted', `${member} is encrypted`);
+  }
+  const sizesHere = (local.flags & DATA_DESCRIPTOR_FLAG) === 0;
+  const zip64Sizes = sizesHere && (local.compressedSize === 0xffff_ffff || local.uncompressedSize === 0xffff_ffff);
+  const finding =
+    (sizesHere && !zip64Sizes ? sizeProblem(member, local.uncompressedSize, limits) : undefined) ??
+    methodProblem(member, local.method);
+  if (finding) return finding;
+  if (zip64Sizes) {
+    return unscannable(
+      'unsupported-format',
+      `${member} records its sizes in zip64 fields, which ClamAV 1.4 does not read`,
+    );
+  }
+  return undefined;
+}
+
+/** Local headers from the index when it saw them, else by ranged read, at most maxLocalHeaderReads. */
+class LocalHeaderReader {
+  private reads = 0;
+
+  constructor(private readonly inspection: Inspection) {}
+
+  async at(entry: ZipEntry): Promise<LocalHeader> {
+    const known = this.inspection.localHeaders?.at(entry.localHeaderOffset);
+    if (known) return known;
+    const { reader, limits, signal } = this.inspection;
+    const offset = entry.localHeaderOffset;
+    if (offset + 30 > reader.size) {
+      throw new UnreadableZipError(`member "${entry.name}" has its local header outside the file`);
+    }
+    if (this.inspection.localHeaders?.complete) {
+      // The whole object streamed past the index and no header was at this offset.
+      throw new UnreadableZipError(`no local header for member "${entry.name}"`);
+    }
+    if (this.inspection.readsAreRequests) this.reads += 1;
+    if (this.reads > limits.maxLocalHeaderReads) {
+      throw new GateLimitError(`more members than the ${limits.maxLocalHeaderReads} local headers the gate reads`);
+    }
+    const bytes = await reader.read(offset, offset + 29, signal);
+    if (bytes.readUInt32LE(0) !== 0x04034b50) {
+      throw new UnreadableZipError(`no local header for member "${entry.name}"`);
+    }
+    return parseLocalHeader(bytes, 0);
+  }
+}
+
+async function findZipDirectory(reader: RangeReader, signal?: AbortSignal): Promise<ZipDirectory> {
+  if (reader.size < 22) throw new UnreadableZipError('too short to hold a zip end-of-central-directory record');
+  const tailStart = Math.max(0, reader.size - EOCD_SEARCH_BYTES);
+  const tail = await reader.read(tailStart, reader.size - 1, signal);
+  for (let at = tail.length - 22; at >= 0; at -= 1) {
+    if (tail.readUInt32LE(at) !== 0x06054b50) continue;
+    const commentBytes = tail.readUInt16LE(at + 20);
+    if (at + 22 + commentBytes > tail.length) continue;
+    return readDirectoryLocation(reader, tail, at, tailStart + at, signal);
+  }
+  throw new UnreadableZipError('no end-of-central-directory record (truncated or not a zip)');
+}
+
+async function readDirectoryLocation(
+  reader: RangeReader,
+  tail: Buffer,
+  at: number,
+  endRecordOffset: number,
+  signal?: AbortSignal,
+): Promise<ZipDirectory> {
+  const disk = tail.readUInt16LE(at + 4);
+  const directoryDisk = tail.readUInt16LE(at + 6);
+  const entries = tail.readUInt16LE(at + 10);
+  const bytes = tail.readUInt32LE(at + 12);
+  const offset = tail.readUInt32LE(at + 16);
+
+  if (at >= 20 && tail.readUInt32LE(at - 20) === 0x07064b50) {
+    const recordedOffset = Number(tail.readBigUInt64LE(at - 20 + 8));
+    // The zip64 record normally ends where the locator starts; a prepended stub shifts recorded offsets.
+    for (const position of [recordedOffset, endRecordOffset - 20 - 56]) {
+      if (position < 0 || position + 56 > reader.size) continue;
+      const record = await reader.read(position, position + 55, signal);
+      if (record.readUInt32LE(0) !== 0x06064b50) continue;
+      const shift = position - recordedOffset;
+      return checkedDirectory(
+        reader,
+        {
+          start: Number(record.readBigUInt64LE(48)) + shift,
+          bytes: Number(record.readBigUInt64LE(40)),
+          entries: Number(record.readBigUInt64LE(32)),
+          shift,
+          zip64: true,
+        },
+        signal,
+      );
+    }
+    throw new UnreadableZipError('zip64 end-of-central-directory locator points at no zip64 record');
+  }
+  if (disk !== 0 || directoryDisk !== 0) throw new UnreadableZipError('split or spanned across several files');
+  if (entries === 0xffff || bytes === 0xffff_ffff || offset === 0xffff_ffff) {
+    throw new UnreadableZipError('zip64 values in the end record without a zip64 locator');
+  }
+  const shift = endRecordOffset - (offset + bytes);
+  if (shift < 0) throw new UnreadableZipError('central directory recorded beyond its end record');
+  return checkedDirectory(reader, { start: offset + shift, bytes, entries, shift, zip64: false }, signal);
+}
+
+async function checkedDirectory(
+  reader: RangeReader,
+  directory: ZipDirectory,
+  signal?: AbortSignal,
+): Promise<ZipDirectory> {
+  const { start, bytes, entries } = directory;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(bytes) || start < 0 || start + bytes > reader.size) {
+    throw new UnreadableZipError('central directory lies outside the file');
+  }
+  if (entries > 0) {
+    if (bytes < 46) throw new UnreadableZipError('central directory too short for its entries');
+    const signature = await reader.read(start, start + 3, signal);
+    if (signature.readUInt32LE(0) !== 0x02014b50) throw new UnreadableZipError('no central directory where recorded');
+  }
+  return directory;
+}
+
+/** The directory's entries, read in windows of DIRECTORY_WINDOW_BYTES. */
+async function* zipEntries(
+  reader: RangeReader,
+  directory: ZipDirectory,
+  signal?: AbortSignal,
+): AsyncGenerator<ZipEntry> {
+  const end = directory.start + directory.bytes;
+  let position = directory.start;
+  let window: Buffer = Buffer.alloc(0);
+  let windowStart = position;
+  let seen = 0;
+  while (position < end) {
+    const at = position - windowStart;
+    if (!holdsWholeEntry(window, at)) {
+      if (position + 46 > end) throw new UnreadableZipError('central directory ends inside an entry');
+      // One entry is at most 46 + 3 × 65,535 bytes, so a window always holds at least one.
+      window = await reader.read(position, Math.min(end, position + DIRECTORY_WINDOW_BYTES) - 1, signal);
+      windowStart = position;
+      if (!holdsWholeEntry(window, 0)) throw new UnreadableZipError('central directory ends inside an entry');
+      continue;
+    }
+    const { entry, recordBytes } = parseCentralEntry(window, at, directory.shift);
+    position += recordBytes;
+    seen += 1;
+    yield entry;
+  }
+  if (seen !== directory.entries) {
+    throw new UnreadableZipError(`central directory holds ${seen} entries, its end record says ${directory.entries}`);
+  }
+}
+
+function holdsWholeEntry(window: Buffer, at: number): boolean {
+  if (at + 46 > window.length) return false;
+  const variable = window.readUInt16LE(at + 28) + window.readUInt16LE(at + 30) + window.readUInt16LE(at + 32);
+  return at + 46 + variable <= window.length;
+}
+
+function parseCentralEntry(buffer: Buffer, at: number, shift: number): { entry: ZipEntry; recordBytes: number } {
+  if (buffer.readUInt32LE(at) !== 0x02014b50) throw new UnreadableZipError('corrupt central directory entry');
+  const flags = buffer.readUInt16LE(at + 8);
+  const nameBytes = buffer.readUInt16LE(at + 28);
+  const extraBytes = buffer.readUInt16LE(at + 30);
+  const commentBytes = buffer.readUInt16LE(at + 32);
+  const nameStart = at + 46;
+  const name = buffer.subarray(nameStart, nameStart + nameBytes).toString(flags & 0x0800 ? 'utf8' : 'latin1');
+
+  let uncompressedSize = buffer.readUInt32LE(at + 24);
+  let compressedSize = buffer.readUInt32LE(at + 20);
+  let localHeaderOffset = buffer.readUInt32LE(at + 42);
+  const needs = {
+    uncompressed: uncompressedSize === 0xffff_ffff,
+    compressed: compressedSize === 0xffff_ffff,
+    offset: localHeaderOffset === 0xffff_ffff,
+  };
+  const zip64 = needs.uncompressed || needs.compressed || needs.offset;
+  if (zip64) {
+    // Zip64 extended information (APPNOTE 4.5.3): only the fields that overflowed, in this order.
+    const values = zip64ExtraValues(buffer.subarray(nameStart + nameBytes, nameStart + nameBytes + extraBytes));
+    const next = (): number => {
+      const value = values?.shift();
+      if (value === undefined) throw new UnreadableZipError(`member "${name}" lacks the zip64 field its sizes need`);
+      return value;
+    };
+    if (needs.uncompressed) uncompressedSize = next();
+    if (needs.compressed) compressedSize = next();
+    if (needs.offset) localHeaderOffset = next();
+  }
+  return {
+    entry: {
+      name,
+      flags,
+      method: buffer.readUInt16LE(at + 10),
+      compressedSize,
+      uncompressedSize,
+      localHeaderOffset: localHeaderOffset + shift,
+      zip64,
+    },
+    recordBytes: 46 + nameBytes + extraBytes + commentBytes,
+  };
+}
+
+/** The 64-bit values of the zip64 extended information extra field (id 0x0001), if present. */
+function zip64ExtraValues(extra: Buffer): number[] | undefined {
+  let at = 0;
+  while (at + 4 <= extra.length) {
+    const id = extra.readUInt16LE(at);
+    const length = extra.readUInt16LE(at + 2);
+    if (id === 0x0001) {
+      const values: number[] = [];
+      for (let offset = at + 4; offset + 8 <= Math.min(extra.length, at + 4 + length); offset += 8) {
+        values.push(Number(extra.readBigUInt64LE(offset)));
+      }
+      return values;
+    }
+    at += 4 + length;
+  }
+  return undefined;
+}
+
+/**
+ * Opens a member whose name says "archive" and inspects it like an object of its own, one level deeper:
+ * a stored member is read in place through a window on the outer reader; a deflated one is inflated in
+ * memory, up to maxNestedInflateBytes. Anything else (bigger, or another method) is beyond what the gate
+ * inspects and is not called scannable.
+ */
+async function inspectNestedMember(entry: ZipEntry, local: LocalHeader, outer: Inspection): Promise<GateOutcome> {
+  const { reader, limits, signal } = outer;
+  if (entry.uncompressedSize === 0) return SCANNABLE;
+  const dataStart = entry.localHeaderOffset + 30 + local.nameBytes + local.extraBytes;
+  if (dataStart + entry.compressedSize > reader.size) {
+    throw new UnreadableZipError(`member "${entry.name}" extends beyond the end of the file`);
+  }
+  const deeper = { limits, depth: outer.depth + 1, localHeaders: undefined, ...(signal ? { signal } : {}) };
+
+  if (entry.method === 0) {
+    const inner = sliceReader(reader, dataStart, entry.compressedSize);
+    const head = await inner.read(0, Math.min(inner.size, HEAD_BYTES) - 1, signal);
+    return inspect(head, { ...deeper, reader: inner, readsAreRequests: outer.readsAreRequests });
+  }
+  if (
+    entry.method === 8 &&
+    entry.compressedSize <= limits.maxNestedInflateBytes &&
+    entry.uncompressedSize <= limits.maxNestedInflateBytes
+  ) {
+    const compressed = await reader.read(dataStart, dataStart + entry.compressedSize - 1, signal);
+    const content = inflateMember(compressed, entry.name, limits.maxNestedInflateBytes);
+    return inspect(content.subarray(0, HEAD_BYTES), {
+      ...deeper,
+      reader: bufferReader(content),
+      readsAreRequests: false,
+    });
+  }
+  throw new GateLimitError(
+    `archive member "${entry.name}" (method ${entry.method}, ${entry.uncompressedSize} bytes) is not opened by the gate: only stored members, or deflated ones up to ${limits.maxNestedInflateBytes} bytes, are inspected`,
+  );
+}
+
+function inflateMember(compressed: Buffer, name: string, maxBytes: number): Buffer {
+  try {
+    return inflateRawSync(compressed, { maxOutputLength: maxBytes });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new GateLimitError(`member "${name}" inflates beyond ${maxBytes} bytes`);
+    }
+    throw new UnreadableZipError(`member "${name}" does not inflate`);
+  }
+}
+
+// --- readers -----------------------------------------------------------------------------------------------
+
+export function bufferReader(content: Buffer): RangeReader {
+  return {
+    size: content.length,
+    async read(start, endInclusive) {
+      if (start < 0 || endInclusive >= content.length || endInclusive < start) {
+        throw new RangeError(`read ${start}-${endInclusive} outside 0-${content.length - 1}`);
+      }
+      return content.subarray(start, endInclusive + 1);
+    },
+  };
+}
+
+function sliceReader(outer: RangeReader, offset: number, size: number): RangeReader {
+  return {
+    size,
+    read(start, endInclusive, signal) {
+      if (start < 0 || endInclusive >= size || endInclusive < start) {
+        return Promise.reject(new RangeError(`read ${start}-${endInclusive} outside 0-${size - 1}`));
+      }
+      return outer.read(offset + start, offset + endInclusive, signal);
+    },
+  };
+}
