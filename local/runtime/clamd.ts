@@ -112,14 +112,17 @@ export function localClamdConf(
   return conf;
 }
 
-/** The last value given for an option (clamd uses the last one). */
+/**
+ * The value clamd uses for an option: the FIRST one given. clamd 1.4.6 ignores a repeated single-value
+ * option (measured: `MaxScanTime 900000` followed by `MaxScanTime 5000` logs "Global time limit set to
+ * 900000 milliseconds"), so a value appended after the image's would silently not apply.
+ */
 export function optionValue(conf: string, option: string): string | undefined {
-  let value: string | undefined;
   for (const line of conf.split('\n')) {
     const [name, ...rest] = line.trim().split(/\s+/);
-    if (name === option) value = rest.join(' ');
+    if (name === option) return rest.join(' ');
   }
-  return value;
+  return undefined;
 }
 
 function clamdBinary(): string {

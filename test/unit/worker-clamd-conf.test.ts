@@ -7,7 +7,29 @@ const image = readFileSync(IMAGE_CLAMD_CONF, 'utf8');
 const placement = { listener: { socketPath: '/tmp/w/clamd.sock' }, databaseDir: '/tmp/db', tempDir: '/tmp/t' };
 const tcpPlacement = { ...placement, listener: { port: 40000 } };
 
+/** Option names in the order they appear (comments and blank lines skipped). */
+function optionNames(conf: string): string[] {
+  return conf
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => line.split(/\s+/)[0] ?? '');
+}
+
+describe('optionValue', () => {
+  it('reads the first value of a repeated option, as clamd does (it ignores the repetition)', () => {
+    expect(optionValue('MaxScanTime 900000\nMaxScanTime 5000\n', 'MaxScanTime')).toBe('900000');
+    expect(optionValue('# MaxScanTime 1\nMaxScanTime 2\n', 'MaxScanTime')).toBe('2');
+    expect(optionValue('MaxFiles 1\n', 'MaxScanTime')).toBeUndefined();
+  });
+});
+
 describe('scanner-image/clamd.conf', () => {
+  it('sets every option once: clamd would ignore a second value', () => {
+    const names = optionNames(image);
+    expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
+  });
+
   it('never lets an oversized archive member pass: MaxFileSize = MaxScanSize and AlertExceedsMax', () => {
     expect(optionValue(image, 'MaxFileSize')).toBe(optionValue(image, 'MaxScanSize'));
     expect(optionValue(image, 'AlertExceedsMax')).toBe('yes');
