@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { IMAGE_CLAMD_CONF, localClamdConf, optionValue } from '../../local/runtime/clamd.js';
+import {
+  clamdLimitProblems,
+  clamdSizeBytes,
+  FOLLOWING_LIMITS,
+  IMAGE_CLAMD_CONF,
+  localClamdConf,
+  optionValue,
+} from '../../local/runtime/clamd.js';
 import { CLAMAV_MAX_FILE_BYTES, DEFAULTS } from '../../scanner-image/src/config.js';
 
 const image = readFileSync(IMAGE_CLAMD_CONF, 'utf8');
@@ -44,6 +51,23 @@ describe('scanner-image/clamd.conf', () => {
   it("accepts streams up to the worker's default object limit", () => {
     expect(Number(optionValue(image, 'StreamMaxLength'))).toBeGreaterThanOrEqual(DEFAULTS.maxObjectBytes);
     expect(Number(optionValue(image, 'MaxFileSize'))).toBe(CLAMAV_MAX_FILE_BYTES);
+  });
+
+  it('sets every secondary limit to what it follows (MaxFileSize, MaxFiles): none binds first, silently', () => {
+    expect(clamdLimitProblems(image)).toEqual([]);
+    for (const [option, leader] of Object.entries(FOLLOWING_LIMITS)) {
+      expect({ option, value: optionValue(image, option) }).toEqual({ option, value: optionValue(image, leader) });
+    }
+    for (const option of ['MaxHTMLNormalize', 'MaxHTMLNoTags', 'MaxScriptNormalize', 'PCREMaxFileSize']) {
+      expect({ option, value: Number(optionValue(image, option)) }).toEqual({ option, value: CLAMAV_MAX_FILE_BYTES });
+    }
+  });
+
+  it("pins the limits it leaves at ClamAV's values, so an engine upgrade cannot change them unnoticed", () => {
+    expect(optionValue(image, 'MaxIconsPE')).toBe('100');
+    expect(optionValue(image, 'MaxRecHWP3')).toBe('16');
+    expect(optionValue(image, 'PCREMatchLimit')).toBe('100000');
+    expect(optionValue(image, 'PCRERecMatchLimit')).toBe('2000');
   });
 
   it('has room for the default worker concurrency on a 4 vCPU task', () => {
@@ -90,5 +114,43 @@ describe('localClamdConf', () => {
 
   it('refuses MaxFileSize different from MaxScanSize', () => {
     expect(() => localClamdConf(image, placement, { MaxFileSize: '8M' })).toThrow(/must equal MaxScanSize/);
+  });
+
+  it('compares sizes as clamd reads them: 1G = 1g = 1024M', () => {
+    expect(() => localClamdConf(image, placement, { MaxFileSize: '1G', MaxScanSize: '1024m' })).not.toThrow();
+    expect(clamdSizeBytes('16M')).toBe(16 * 1024 * 1024);
+    expect(clamdSizeBytes('64k')).toBe(65536);
+    expect(clamdSizeBytes('1g')).toBe(1024 ** 3);
+    expect(clamdSizeBytes('2147483645')).toBe(CLAMAV_MAX_FILE_BYTES);
+    expect(() => clamdSizeBytes('16 MB')).toThrow(/not a clamd size/);
+  });
+
+  it('lowers the secondary size limits with MaxFileSize, and MaxPartitions with MaxFiles', () => {
+    for (const [option, leader] of Object.entries(FOLLOWING_LIMITS)) {
+      const expected = leader === 'MaxFileSize' ? '16M' : optionValue(image, 'MaxFiles');
+      expect({ option, value: optionValue(local, option) }).toEqual({ option, value: expected });
+      expect(local.match(new RegExp(`^${option} `, 'gm'))).toHaveLength(1);
+    }
+    const fewFiles = localClamdConf(image, placement, { MaxFileSize: '16M', MaxScanSize: '16M', MaxFiles: '50' });
+    expect(optionValue(fewFiles, 'MaxPartitions')).toBe('50');
+    expect(clamdLimitProblems(local)).toEqual([]);
+  });
+
+  it('refuses a secondary limit below what it follows, and accepts one above', () => {
+    const sizes = { MaxFileSize: '16M', MaxScanSize: '16M' } as const;
+    expect(() => localClamdConf(image, placement, { ...sizes, MaxHTMLNormalize: '1M' })).toThrow(
+      /MaxHTMLNormalize \(1M\) must not be below MaxFileSize \(16M\)/,
+    );
+    expect(() => localClamdConf(image, placement, { ...sizes, PCREMaxFileSize: '15M' })).toThrow(/PCREMaxFileSize/);
+    expect(() => localClamdConf(image, placement, { MaxPartitions: '50' })).toThrow(
+      /MaxPartitions \(50\) must not be below MaxFiles \(10000\)/,
+    );
+    expect(() => localClamdConf(image, placement, { ...sizes, MaxScriptNormalize: '32M' })).not.toThrow();
+    expect(() => localClamdConf(image, placement, { ...sizes, PCREMaxFileSize: '0' })).not.toThrow();
+  });
+
+  it('refuses an image configuration that leaves a secondary limit at its lower clamd default', () => {
+    const withoutNoTags = image.replace(/^MaxHTMLNoTags .*$/m, '');
+    expect(clamdLimitProblems(withoutNoTags)).toEqual([expect.stringMatching(/MaxHTMLNoTags must be set/)]);
   });
 });
