@@ -5,7 +5,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
+import { DEFAULT_SCAN_TIMING, scanTimingProblems } from '../../functions/commons/scan-execution.js';
 
 /**
  * ClamAV cannot scan a single stream of 2 GiB or more; anything larger is Unscannable `too-large` by design.
@@ -174,17 +174,20 @@ export interface ScanPipelineProps {
    */
   readonly workerHeartbeatIntervalSeconds?: number;
   /**
-   * Scan timeout for any object, however small.
-   * @default 300
+   * Scan timeout for any object, however small. It runs from when the job is queued, and must cover
+   * queueing and setup (300 s) plus clamd's MaxScanTime (900 s, scanner-image/clamd.conf), so that clamd
+   * reports a scan it cannot finish (Unscannable `limits-exceeded`) before the task times out: at least 1200.
+   * @default 1200
    */
   readonly scanBaseTimeoutSeconds?: number;
   /**
-   * Slowest accepted scan rate; bigger objects get proportionally longer timeouts.
+   * Slowest accepted transfer rate; bigger objects get proportionally longer timeouts.
    * @default 2097152
    */
   readonly scanMinBytesPerSecond?: number;
   /**
-   * Longest scan timeout, whatever the size.
+   * Longest scan timeout, whatever the size. At least 1200 + ⌈maxObjectBytes ÷ scanMinBytesPerSecond⌉, for
+   * the same reason as `scanBaseTimeoutSeconds`.
    * @default 10800
    */
   readonly scanMaxTimeoutSeconds?: number;
@@ -448,6 +451,21 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   if (p.scanBaseTimeoutSeconds > p.scanMaxTimeoutSeconds) {
     problems.push(
       `scanBaseTimeoutSeconds (${p.scanBaseTimeoutSeconds}) must not exceed scanMaxTimeoutSeconds (${p.scanMaxTimeoutSeconds})`,
+    );
+  }
+  if (
+    [p.scanBaseTimeoutSeconds, p.scanMinBytesPerSecond, p.scanMaxTimeoutSeconds, p.maxObjectBytes].every(isConcrete)
+  ) {
+    problems.push(
+      ...scanTimingProblems(
+        {
+          baseTimeoutSeconds: p.scanBaseTimeoutSeconds,
+          minBytesPerSecond: p.scanMinBytesPerSecond,
+          maxTimeoutSeconds: p.scanMaxTimeoutSeconds,
+        },
+        p.maxObjectBytes,
+        { base: 'scanBaseTimeoutSeconds', max: 'scanMaxTimeoutSeconds', rate: 'scanMinBytesPerSecond' },
+      ),
     );
   }
   if (p.scanHeartbeatSeconds >= p.scanBaseTimeoutSeconds) {

@@ -68,6 +68,36 @@ describe('ScanPipeline props', () => {
     expect(problems.length).toBeGreaterThanOrEqual(expected.length);
   });
 
+  test('refuses scan timeouts that clamd can outlast, naming MaxScanTime, in the same combined error', () => {
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({
+        scanBaseTimeoutSeconds: 300,
+        scanMaxTimeoutSeconds: 1500,
+        maxObjectBytes: 1024 ** 3,
+        minWorkers: -1,
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^minWorkers/),
+        expect.stringMatching(
+          /^scanBaseTimeoutSeconds \(300\) must be at least 1200: clamd's MaxScanTime \(900 s, scanner-image\/clamd.conf\) plus 300 s for queueing and setup/,
+        ),
+        expect.stringMatching(
+          /^scanMaxTimeoutSeconds \(1500\) must be at least 1712 for objects of up to 1073741824 bytes: .* streaming at scanMinBytesPerSecond/,
+        ),
+      ]),
+    );
+  });
+
+  test('the maximum timeout must cover the largest object at the slowest accepted rate', () => {
+    expect(() => resolveScanPipelineProps({ maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES })).not.toThrow();
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({ maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES, scanMinBytesPerSecond: 100 * 1024 }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^scanMaxTimeoutSeconds \(10800\) must be at least 22172 /)]);
+  });
+
   test('the error message names every problem on its own line', () => {
     const error = (() => {
       try {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
+import { CLAMD_LIMITS } from '../../functions/commons/clamd-limits.js';
 import {
   clamdLimitProblems,
   clamdSizeBytes,
@@ -68,6 +69,15 @@ describe('scanner-image/clamd.conf', () => {
     expect(optionValue(image, 'MaxRecHWP3')).toBe('16');
     expect(optionValue(image, 'PCREMatchLimit')).toBe('100000');
     expect(optionValue(image, 'PCRERecMatchLimit')).toBe('2000');
+  });
+
+  it('is what CLAMD_LIMITS says, the values timeouts and disk sizes are derived from', () => {
+    expect({
+      maxScanTimeMs: Number(optionValue(image, 'MaxScanTime')),
+      maxScanBytes: clamdSizeBytes(optionValue(image, 'MaxScanSize') ?? ''),
+      streamMaxLengthBytes: clamdSizeBytes(optionValue(image, 'StreamMaxLength') ?? ''),
+      readTimeoutSeconds: Number(optionValue(image, 'ReadTimeout')),
+    }).toEqual(CLAMD_LIMITS);
   });
 
   it('has room for the default worker concurrency on a 4 vCPU task', () => {
