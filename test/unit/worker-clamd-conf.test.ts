@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { CLAMD_LIMITS } from '../../functions/commons/clamd-limits.js';
+import { MIN_BASE_TIMEOUT_SECONDS } from '../../functions/commons/scan-execution.js';
 import {
   clamdLimitProblems,
   clamdSizeBytes,
@@ -9,6 +10,7 @@ import {
   localClamdConf,
   optionValue,
 } from '../../local/runtime/clamd.js';
+import { DEFAULT_SCAN_IDLE_TIMEOUT_MS } from '../../scanner-image/src/clamd-client.js';
 import { CLAMAV_MAX_FILE_BYTES, DEFAULTS } from '../../scanner-image/src/config.js';
 
 const image = readFileSync(IMAGE_CLAMD_CONF, 'utf8');
@@ -78,6 +80,18 @@ describe('scanner-image/clamd.conf', () => {
       streamMaxLengthBytes: clamdSizeBytes(optionValue(image, 'StreamMaxLength') ?? ''),
       readTimeoutSeconds: Number(optionValue(image, 'ReadTimeout')),
     }).toEqual(CLAMD_LIMITS);
+  });
+
+  it("lets clamd answer before the worker's idle timeout, which fires before the ScanObject task's", () => {
+    const maxScanTimeMs = Number(optionValue(image, 'MaxScanTime'));
+    const readTimeoutMs = Number(optionValue(image, 'ReadTimeout')) * 1000;
+    // A minute for clamd's MaxScanTime answer to arrive once its clock ran out.
+    expect(DEFAULT_SCAN_IDLE_TIMEOUT_MS).toBeGreaterThanOrEqual(maxScanTimeMs + 60_000);
+    // A stalled download: clamd drops the stream first, the worker sees that and retries.
+    expect(DEFAULT_SCAN_IDLE_TIMEOUT_MS).toBeGreaterThan(readTimeoutMs);
+    // A clamd that ignores its own limit is given up on inside even the smallest allowed task timeout.
+    expect(DEFAULT_SCAN_IDLE_TIMEOUT_MS).toBeLessThan(MIN_BASE_TIMEOUT_SECONDS * 1000);
+    expect(Number(optionValue(image, 'CommandReadTimeout'))).toBeLessThanOrEqual(readTimeoutMs / 1000);
   });
 
   it('has room for the default worker concurrency on a 4 vCPU task', () => {
