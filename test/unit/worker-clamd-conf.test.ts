@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { CLAMD_LIMITS } from '../../functions/commons/clamd-limits.js';
 import { MIN_BASE_TIMEOUT_SECONDS } from '../../functions/commons/scan-execution.js';
+import { CLAMAV_MAX_OBJECT_BYTES } from '../../infra/lib/scan-pipeline-props.js';
 import {
   clamdLimitProblems,
   clamdSizeBytes,
@@ -54,6 +55,13 @@ describe('scanner-image/clamd.conf', () => {
   it("accepts streams up to the worker's default object limit", () => {
     expect(Number(optionValue(image, 'StreamMaxLength'))).toBeGreaterThanOrEqual(DEFAULTS.maxObjectBytes);
     expect(Number(optionValue(image, 'MaxFileSize'))).toBe(CLAMAV_MAX_FILE_BYTES);
+  });
+
+  it('scans in full any object a worker or a deployment may accept: max object ≤ StreamMaxLength ≤ MaxFileSize', () => {
+    const largestAccepted = Math.max(DEFAULTS.maxObjectBytes, CLAMAV_MAX_FILE_BYTES, CLAMAV_MAX_OBJECT_BYTES);
+    const streamMax = clamdSizeBytes(optionValue(image, 'StreamMaxLength') ?? '');
+    expect(largestAccepted).toBeLessThanOrEqual(streamMax);
+    expect(streamMax).toBeLessThanOrEqual(clamdSizeBytes(optionValue(image, 'MaxFileSize') ?? ''));
   });
 
   it('sets every secondary limit to what it follows (MaxFileSize, MaxFiles): none binds first, silently', () => {
