@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { CLAMD_LIMITS } from './clamd-limits.js';
 import type { ObjectIdentity } from './scan-job.js';
 import { planUserTags, type S3Tag } from './verdict.js';
 
@@ -13,19 +14,76 @@ export type CopySourceEncoding = (typeof COPY_SOURCE_ENCODINGS)[number];
 export interface ScanTimingPolicy {
   /** The worker must heartbeat at least this often or the attempt is abandoned and retried. */
   readonly heartbeatSeconds: number;
-  /** Time for any object, however small: queueing, HeadObject, clamd setup. */
+  /**
+   * Time for any object, however small: queueing, HeadObject, clamd setup, and clamd's MaxScanTime. At
+   * least {@link MIN_BASE_TIMEOUT_SECONDS} (see {@link longestScanSeconds}).
+   */
   readonly baseTimeoutSeconds: number;
-  /** The slowest scan rate we still accept; bigger objects get proportionally longer. */
+  /** The slowest transfer rate we still accept; bigger objects get proportionally longer. */
   readonly minBytesPerSecond: number;
   readonly maxTimeoutSeconds: number;
 }
 
+/**
+ * Time a scan job spends outside clamd's scan while everything works: waiting in scan-jobs for a free
+ * worker (a scale-out from zero workers takes minutes: alarm, Fargate task start, signature load),
+ * HeadObject, connecting to clamd, and after the scan clamd's reply and SendTaskSuccess. It all counts:
+ * the timeout of a `.waitForTaskToken` task runs from when its message is SENT (measured).
+ */
+export const SCAN_OVERHEAD_SECONDS = 300;
+
+/**
+ * The longest a scan of `size` bytes may take without anything being wrong: the overhead, the object
+ * streamed to clamd at the slowest accepted rate, then clamd's MaxScanTime (its clock starts once the
+ * stream is in). The ScanObject task timeout must never be shorter: a pathological object would then time
+ * out, be retried (while clamd keeps scanning the abandoned attempt) and end `Error`, instead of clamd
+ * answering Heuristics.Limits.Exceeded.MaxScanTime once (→ Unscannable `limits-exceeded`).
+ */
+export function longestScanSeconds(size: number, policy: Pick<ScanTimingPolicy, 'minBytesPerSecond'>): number {
+  return SCAN_OVERHEAD_SECONDS + Math.ceil(size / policy.minBytesPerSecond) + CLAMD_LIMITS.maxScanTimeMs / 1000;
+}
+
+/**
+ * The smallest base timeout that keeps {@link longestScanSeconds} for every size: the timeout and the
+ * longest scan both grow by size ÷ minBytesPerSecond, so the base must cover the rest (overhead + MaxScanTime).
+ */
+export const MIN_BASE_TIMEOUT_SECONDS = longestScanSeconds(0, { minBytesPerSecond: 1 });
+
 export const DEFAULT_SCAN_TIMING: ScanTimingPolicy = {
   heartbeatSeconds: 60,
-  baseTimeoutSeconds: 300,
+  baseTimeoutSeconds: MIN_BASE_TIMEOUT_SECONDS,
   minBytesPerSecond: 2 * 1024 * 1024,
   maxTimeoutSeconds: 3 * 60 * 60,
 };
+
+/**
+ * Where `policy` lets the ScanObject task time out before clamd gives up on an object of up to
+ * `maxObjectBytes` (omit it when unknown: only the base is checked). One sentence per broken bound, naming
+ * the setting as the caller calls it (a prop or an environment variable); empty when the policy is sound.
+ */
+export function scanTimingProblems(
+  policy: Pick<ScanTimingPolicy, 'baseTimeoutSeconds' | 'minBytesPerSecond' | 'maxTimeoutSeconds'>,
+  maxObjectBytes: number | undefined,
+  names: { readonly base: string; readonly max: string; readonly rate: string },
+): string[] {
+  const problems: string[] = [];
+  const maxScanSeconds = CLAMD_LIMITS.maxScanTimeMs / 1000;
+  const why = `so clamd reports Heuristics.Limits.Exceeded.MaxScanTime (Unscannable) before the ScanObject task times out`;
+  if (policy.baseTimeoutSeconds < MIN_BASE_TIMEOUT_SECONDS) {
+    problems.push(
+      `${names.base} (${policy.baseTimeoutSeconds}) must be at least ${MIN_BASE_TIMEOUT_SECONDS}: clamd's MaxScanTime (${maxScanSeconds} s, scanner-image/clamd.conf) plus ${SCAN_OVERHEAD_SECONDS} s for queueing and setup, ${why}`,
+    );
+  }
+  if (maxObjectBytes !== undefined) {
+    const needed = longestScanSeconds(maxObjectBytes, policy);
+    if (policy.maxTimeoutSeconds < needed) {
+      problems.push(
+        `${names.max} (${policy.maxTimeoutSeconds}) must be at least ${needed} for objects of up to ${maxObjectBytes} bytes: ${SCAN_OVERHEAD_SECONDS} s for queueing and setup, streaming at ${names.rate} (${policy.minBytesPerSecond} bytes/s), then clamd's MaxScanTime (${maxScanSeconds} s), ${why}`,
+      );
+    }
+  }
+  return problems;
+}
 
 /** The execution input of scan-object. The state machine adds `scan`, `failure` and updates `placement`. */
 export interface ScanExecutionInput {

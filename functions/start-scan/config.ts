@@ -5,6 +5,7 @@ import {
   type CopySourceEncoding,
   DEFAULT_SCAN_TIMING,
   type ScanTimingPolicy,
+  scanTimingProblems,
 } from '../commons/scan-execution.js';
 
 export interface StartScanConfig {
@@ -66,22 +67,33 @@ export function loadStartScanConfig(env: NodeJS.ProcessEnv): StartScanConfig {
     throw new ConfigurationError(`start-scan configuration is invalid:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  const timing: ScanTimingPolicy = {
+    heartbeatSeconds: e.SCAN_HEARTBEAT_SECONDS,
+    baseTimeoutSeconds: e.SCAN_BASE_TIMEOUT_SECONDS,
+    minBytesPerSecond: e.SCAN_MIN_BYTES_PER_SECOND,
+    maxTimeoutSeconds: e.SCAN_MAX_TIMEOUT_SECONDS,
+  };
+  const problems: string[] = [];
   if (e.SCAN_HEARTBEAT_SECONDS >= e.SCAN_BASE_TIMEOUT_SECONDS) {
-    throw new ConfigurationError(
-      'start-scan configuration is invalid:\n  SCAN_HEARTBEAT_SECONDS: must be less than SCAN_BASE_TIMEOUT_SECONDS',
-    );
+    problems.push('SCAN_HEARTBEAT_SECONDS: must be less than SCAN_BASE_TIMEOUT_SECONDS');
+  }
+  // The largest object is the worker's setting, unknown here; the deployment (infra) checks the maximum.
+  problems.push(
+    ...scanTimingProblems(timing, undefined, {
+      base: 'SCAN_BASE_TIMEOUT_SECONDS',
+      max: 'SCAN_MAX_TIMEOUT_SECONDS',
+      rate: 'SCAN_MIN_BYTES_PER_SECOND',
+    }),
+  );
+  if (problems.length > 0) {
+    throw new ConfigurationError(`start-scan configuration is invalid:\n  ${problems.join('\n  ')}`);
   }
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
     pipelineBuckets: new Set(e.PIPELINE_BUCKETS),
     excludedKeyPrefixes: e.EXCLUDED_KEY_PREFIXES,
     excludedKeySuffixes: e.EXCLUDED_KEY_SUFFIXES,
-    timing: {
-      heartbeatSeconds: e.SCAN_HEARTBEAT_SECONDS,
-      baseTimeoutSeconds: e.SCAN_BASE_TIMEOUT_SECONDS,
-      minBytesPerSecond: e.SCAN_MIN_BYTES_PER_SECOND,
-      maxTimeoutSeconds: e.SCAN_MAX_TIMEOUT_SECONDS,
-    },
+    timing,
     copySourceEncoding: e.COPY_SOURCE_ENCODING,
   };
 }

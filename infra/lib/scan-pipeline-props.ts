@@ -5,7 +5,8 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
+import { CLAMD_LIMITS } from '../../functions/commons/clamd-limits.js';
+import { DEFAULT_SCAN_TIMING, scanTimingProblems } from '../../functions/commons/scan-execution.js';
 
 /**
  * ClamAV cannot scan a single stream of 2 GiB or more; anything larger is Unscannable `too-large` by design.
@@ -148,8 +149,10 @@ export interface ScanPipelineProps {
   readonly maxObjectBytes?: number;
   /**
    * Worker ephemeral storage (GiB, 21–200). clamd spools each INSTREAM to a temporary file and unpacks
-   * archives next to it, so it needs room for `workerConcurrency` of the largest objects twice over.
-   * @default - max(21, ceil(2 × maxObjectBytes × workerConcurrency / 1 GiB) + 5), capped at 200
+   * archives and normalised copies next to it, up to its MaxScanSize (2 GiB) per scan whatever the object's
+   * size, so it needs room for `workerConcurrency` × (`maxObjectBytes` + 2 GiB), plus 5 GiB for the image
+   * and the signature DB. Smaller values are refused.
+   * @default - max(21, ceil(workerConcurrency × (maxObjectBytes + 2 GiB) / 1 GiB) + 5), at most 133
    */
   readonly workerEphemeralStorageGiB?: number;
   /**
@@ -174,17 +177,20 @@ export interface ScanPipelineProps {
    */
   readonly workerHeartbeatIntervalSeconds?: number;
   /**
-   * Scan timeout for any object, however small.
-   * @default 300
+   * Scan timeout for any object, however small. It runs from when the job is queued, and must cover
+   * queueing and setup (300 s) plus clamd's MaxScanTime (900 s, scanner-image/clamd.conf), so that clamd
+   * reports a scan it cannot finish (Unscannable `limits-exceeded`) before the task times out: at least 1200.
+   * @default 1200
    */
   readonly scanBaseTimeoutSeconds?: number;
   /**
-   * Slowest accepted scan rate; bigger objects get proportionally longer timeouts.
+   * Slowest accepted transfer rate; bigger objects get proportionally longer timeouts.
    * @default 2097152
    */
   readonly scanMinBytesPerSecond?: number;
   /**
-   * Longest scan timeout, whatever the size.
+   * Longest scan timeout, whatever the size. At least 1200 + ⌈maxObjectBytes ÷ scanMinBytesPerSecond⌉, for
+   * the same reason as `scanBaseTimeoutSeconds`.
    * @default 10800
    */
   readonly scanMaxTimeoutSeconds?: number;
@@ -272,8 +278,32 @@ export const SCAN_PIPELINE_DEFAULTS = {
   oldestScanJobAgeAlarmMinutes: 15,
 } as const;
 
+/** Fargate ephemeral storage bounds (GiB). */
+const EPHEMERAL_STORAGE_GIB = { min: 21, max: 200 } as const;
+/** The image's layers, clamd's signature DB and freshclam's downloads of the next one, logs. */
+const EPHEMERAL_STORAGE_BASE_GIB = 5;
+
+/**
+ * The ephemeral storage a worker needs (GiB), before Fargate's bounds. Per concurrent scan clamd writes to
+ * its TemporaryDirectory (/tmp, on the task's ephemeral storage): the spooled INSTREAM, up to
+ * `maxObjectBytes`, and whatever it unpacks or normalises, up to MaxScanSize. MaxScanSize already counts
+ * the spool and every unpacked layer and normalised HTML copy (measured with clamd 1.4.6: a 5 MiB stored
+ * zip holding a 5 MiB member exceeds MaxScanSize 8M; a 40 MiB HTML file uses 118 MB of temporary disk and
+ * exceeds MaxScanSize 64M), so spool + MaxScanSize also covers a layer written before clamd counts it.
+ * MaxScanSize, not the object size, bounds the unpacking: a 1 MiB archive may expand to 2 GiB.
+ * At the largest values (32 × (2 GiB + 2 GiB) + 5 = 133) it stays within Fargate's 200.
+ */
+export function requiredEphemeralStorageGiB(maxObjectBytes: number, workerConcurrency: number): number {
+  return (
+    Math.ceil((workerConcurrency * (maxObjectBytes + CLAMD_LIMITS.maxScanBytes)) / GIB) + EPHEMERAL_STORAGE_BASE_GIB
+  );
+}
+
 export function defaultEphemeralStorageGiB(maxObjectBytes: number, workerConcurrency: number): number {
-  return Math.min(200, Math.max(21, Math.ceil((2 * maxObjectBytes * workerConcurrency) / GIB) + 5));
+  return Math.min(
+    EPHEMERAL_STORAGE_GIB.max,
+    Math.max(EPHEMERAL_STORAGE_GIB.min, requiredEphemeralStorageGiB(maxObjectBytes, workerConcurrency)),
+  );
 }
 
 /** Thrown once with every problem, so a deployer fixes their configuration in one round. */
@@ -433,7 +463,21 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
     );
   }
   integerIn(problems, 'maxObjectBytes', p.maxObjectBytes, 1, CLAMAV_MAX_OBJECT_BYTES);
-  integerIn(problems, 'workerEphemeralStorageGiB', p.workerEphemeralStorageGiB, 21, 200);
+  integerIn(
+    problems,
+    'workerEphemeralStorageGiB',
+    p.workerEphemeralStorageGiB,
+    EPHEMERAL_STORAGE_GIB.min,
+    EPHEMERAL_STORAGE_GIB.max,
+  );
+  if ([p.workerEphemeralStorageGiB, p.maxObjectBytes, p.workerConcurrency].every(isConcrete)) {
+    const needed = requiredEphemeralStorageGiB(p.maxObjectBytes, p.workerConcurrency);
+    if (p.workerEphemeralStorageGiB < needed) {
+      problems.push(
+        `workerEphemeralStorageGiB (${p.workerEphemeralStorageGiB}) must be at least ${needed} for workerConcurrency ${p.workerConcurrency} and maxObjectBytes ${p.maxObjectBytes}: each scan spools the object and clamd unpacks up to its MaxScanSize (2 GiB) next to it, plus ${EPHEMERAL_STORAGE_BASE_GIB} GiB for the image and signatures (or lower workerConcurrency)`,
+      );
+    }
+  }
 
   integerIn(problems, 'scanHeartbeatSeconds', p.scanHeartbeatSeconds, 10, 3600);
   integerIn(problems, 'workerHeartbeatIntervalSeconds', p.workerHeartbeatIntervalSeconds, 1, 1200);
@@ -448,6 +492,21 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   if (p.scanBaseTimeoutSeconds > p.scanMaxTimeoutSeconds) {
     problems.push(
       `scanBaseTimeoutSeconds (${p.scanBaseTimeoutSeconds}) must not exceed scanMaxTimeoutSeconds (${p.scanMaxTimeoutSeconds})`,
+    );
+  }
+  if (
+    [p.scanBaseTimeoutSeconds, p.scanMinBytesPerSecond, p.scanMaxTimeoutSeconds, p.maxObjectBytes].every(isConcrete)
+  ) {
+    problems.push(
+      ...scanTimingProblems(
+        {
+          baseTimeoutSeconds: p.scanBaseTimeoutSeconds,
+          minBytesPerSecond: p.scanMinBytesPerSecond,
+          maxTimeoutSeconds: p.scanMaxTimeoutSeconds,
+        },
+        p.maxObjectBytes,
+        { base: 'scanBaseTimeoutSeconds', max: 'scanMaxTimeoutSeconds', rate: 'scanMinBytesPerSecond' },
+      ),
     );
   }
   if (p.scanHeartbeatSeconds >= p.scanBaseTimeoutSeconds) {

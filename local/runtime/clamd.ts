@@ -13,12 +13,25 @@ const CLAMD_CANDIDATES = ['/usr/sbin/clamd', '/usr/local/sbin/clamd', '/usr/bin/
 /** clamd.conf options a local run may override (size values accept clamd's syntax: `16M`, bytes, …). */
 export interface ClamdLimits {
   readonly StreamMaxLength?: string;
-  /** Set together with MaxScanSize: startClamd refuses MaxFileSize ≠ MaxScanSize (see scanner-image/clamd.conf). */
+  /**
+   * Set together with MaxScanSize: startClamd refuses MaxFileSize ≠ MaxScanSize (see scanner-image/clamd.conf).
+   * The secondary size limits ({@link FOLLOWING_LIMITS}) follow it unless given themselves.
+   */
   readonly MaxFileSize?: string;
   readonly MaxScanSize?: string;
   readonly MaxRecursion?: string;
+  /** MaxPartitions follows it unless given itself. */
   readonly MaxFiles?: string;
+  /** Milliseconds. */
   readonly MaxScanTime?: string;
+  /** Secondary limits: by default they follow MaxFileSize / MaxFiles; startClamd refuses one below it. */
+  readonly MaxHTMLNormalize?: string;
+  readonly MaxHTMLNoTags?: string;
+  readonly MaxScriptNormalize?: string;
+  readonly PCREMaxFileSize?: string;
+  readonly MaxEmbeddedPE?: string;
+  readonly MaxZipTypeRcg?: string;
+  readonly MaxPartitions?: string;
   readonly MaxThreads?: string;
   /** `yes` for benchmarks: clamd otherwise answers repeated identical content from its MD5 cache. */
   readonly DisableCache?: 'yes' | 'no';
@@ -69,6 +82,31 @@ const PLACEMENT_OPTIONS = new Set([
   'PidFile',
 ]);
 
+/**
+ * Limits that must never be below another one, with the one they follow. Above each of these clamd skips a
+ * pass (HTML/script normalisation, PCRE, embedded PE search, partitions) and still answers OK, so anything
+ * MaxFileSize (or MaxFiles) lets through must be under them too: the image sets them equal
+ * (scanner-image/clamd.conf). A local override of MaxFileSize or MaxFiles lowers them with it, keeping the
+ * image's relations at a small scale; an override below what it follows is refused.
+ */
+export const FOLLOWING_LIMITS = {
+  MaxHTMLNormalize: 'MaxFileSize',
+  MaxHTMLNoTags: 'MaxFileSize',
+  MaxScriptNormalize: 'MaxFileSize',
+  PCREMaxFileSize: 'MaxFileSize',
+  MaxEmbeddedPE: 'MaxFileSize',
+  MaxZipTypeRcg: 'MaxFileSize',
+  MaxPartitions: 'MaxFiles',
+} as const satisfies Partial<Record<keyof ClamdLimits, keyof ClamdLimits>>;
+
+/** A clamd SIZE value in bytes: digits, optionally followed by K, M or G (×1024ⁿ, either case), as clamd reads it. */
+export function clamdSizeBytes(value: string): number {
+  const match = /^(\d+)([kKmMgG]?)$/.exec(value.trim());
+  if (!match) throw new Error(`"${value}" is not a clamd size (digits, optionally followed by K, M or G)`);
+  const exponent = { '': 0, k: 1, m: 2, g: 3 }[(match[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(match[1]) * 1024 ** exponent;
+}
+
 /** Where a local clamd listens: the same kind of unix socket as the image's, or TCP on 127.0.0.1. */
 export type LocalListener = { readonly socketPath: string } | { readonly port: number };
 
@@ -81,8 +119,16 @@ export type LocalListener = { readonly socketPath: string } | { readonly port: n
 export function localClamdConf(
   imageConf: string,
   placement: { listener: LocalListener; databaseDir: string; tempDir: string },
-  limits: ClamdLimits = {},
+  requested: ClamdLimits = {},
 ): string {
+  const following: Record<string, string> = {};
+  for (const [option, leader] of Object.entries(FOLLOWING_LIMITS)) {
+    const leaderValue = requested[leader];
+    if (leaderValue !== undefined && requested[option as keyof ClamdLimits] === undefined) {
+      following[option] = leaderValue;
+    }
+  }
+  const limits: Record<string, string> = { ...following, ...requested };
   const overridden = new Set(Object.keys(limits));
   const kept = imageConf.split('\n').filter((line) => {
     const option = line.trim().split(/\s+/)[0] ?? '';
@@ -98,28 +144,64 @@ export function localClamdConf(
     'Foreground yes',
     `DatabaseDirectory ${placement.databaseDir}`,
     `TemporaryDirectory ${placement.tempDir}`,
-    '# --- local limits ---',
+    '# --- local limits (secondary limits follow MaxFileSize / MaxFiles unless given) ---',
     ...Object.entries(limits).map(([option, value]) => `${option} ${value}`),
   ];
   const conf = `${lines.join('\n')}\n`;
-  const fileSize = optionValue(conf, 'MaxFileSize');
-  const scanSize = optionValue(conf, 'MaxScanSize');
-  if (fileSize !== scanSize) {
-    throw new Error(
-      `clamd MaxFileSize (${fileSize}) must equal MaxScanSize (${scanSize}): otherwise oversized archive members are skipped silently`,
-    );
-  }
+  const problems = clamdLimitProblems(conf);
+  if (problems.length > 0) throw new Error(problems.join('; '));
   return conf;
 }
 
-/** The last value given for an option (clamd uses the last one). */
+/**
+ * The relations scanner-image/clamd.conf keeps between its limits, checked on a whole configuration (the
+ * image's or a local one): MaxFileSize = MaxScanSize, and no {@link FOLLOWING_LIMITS} option below what it
+ * follows. Empty when they hold.
+ */
+export function clamdLimitProblems(conf: string): string[] {
+  const problems: string[] = [];
+  const bytes = (option: string): number | undefined => {
+    const value = optionValue(conf, option);
+    return value === undefined ? undefined : clamdSizeBytes(value);
+  };
+  const fileSize = optionValue(conf, 'MaxFileSize');
+  const scanSize = optionValue(conf, 'MaxScanSize');
+  if (fileSize === undefined || scanSize === undefined || bytes('MaxFileSize') !== bytes('MaxScanSize')) {
+    problems.push(
+      `clamd MaxFileSize (${fileSize}) must equal MaxScanSize (${scanSize}): otherwise oversized archive members are skipped silently`,
+    );
+  }
+  for (const [option, leader] of Object.entries(FOLLOWING_LIMITS)) {
+    const value = optionValue(conf, option);
+    const leaderValue = optionValue(conf, leader);
+    const why = `above it clamd skips that pass and answers OK without a Heuristics.Limits.Exceeded alert`;
+    if (value === undefined) {
+      problems.push(
+        `clamd ${option} must be set, at least ${leader} (${leaderValue}): clamd's default is lower, and ${why}`,
+      );
+      continue;
+    }
+    // PCREMaxFileSize 0 means "no limit".
+    if (option === 'PCREMaxFileSize' && clamdSizeBytes(value) === 0) continue;
+    const bound = bytes(leader);
+    if (bound !== undefined && clamdSizeBytes(value) < bound) {
+      problems.push(`clamd ${option} (${value}) must not be below ${leader} (${leaderValue}): ${why}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * The value clamd uses for an option: the FIRST one given. clamd 1.4.6 ignores a repeated single-value
+ * option (measured: `MaxScanTime 900000` followed by `MaxScanTime 5000` logs "Global time limit set to
+ * 900000 milliseconds"), so a value appended after the image's would silently not apply.
+ */
 export function optionValue(conf: string, option: string): string | undefined {
-  let value: string | undefined;
   for (const line of conf.split('\n')) {
     const [name, ...rest] = line.trim().split(/\s+/);
-    if (name === option) value = rest.join(' ');
+    if (name === option) return rest.join(' ');
   }
-  return value;
+  return undefined;
 }
 
 function clamdBinary(): string {

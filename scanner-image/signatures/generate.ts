@@ -1,9 +1,11 @@
 /**
  * Signature databases the project generates itself, for machines that cannot reach a ClamAV mirror:
  *
- * - the test DB (`writeTestDatabase`): detects the EICAR test file by body, MD5 and SHA-256, and a tail
+ * - the test DB (`writeTestDatabase`): detects the EICAR test file by body, MD5 and SHA-256, a tail
  *   marker that tests put at the very end of large objects and archive members to prove every byte was
- *   scanned;
+ *   scanned, and markers that only match after one of clamd's secondary passes (HTML normalisation,
+ *   tag stripping, script normalisation, a PCRE subsignature), to prove those passes reach the end of an
+ *   object too (scanner-image/clamd.conf sets their size limits to MaxFileSize);
  * - a synthetic DB (`writeSyntheticDatabase`) of N never-matching signatures, deterministic, with roughly
  *   the mix of the official one (mostly hashes, some body patterns), so benchmarks pay a realistic
  *   matcher cost. It includes the test DB so the benchmark's objects still get their verdicts.
@@ -24,14 +26,37 @@ export const EICAR = Buffer.from(
 /** Put at the end of large test objects: a detection proves clamd read up to the last byte. */
 export const TAIL_MARKER = Buffer.from('SCANFLOW-TAIL-MARKER-2f6d1c', 'ascii');
 
+/**
+ * Markers that match only after a pass clamd skips above a size limit, and answers OK for (measured with
+ * clamd 1.4.6 at ClamAV's default limits: each marker past the limit → `stream: OK`). Each is written in
+ * upper case and its signature in lower case, so the raw bytes never match: only the normalised text does.
+ */
+export const SECONDARY_PASS_MARKERS = {
+  /** `.ndb` target 3 (normalised HTML): HTML normalisation lower-cases. Limit: MaxHTMLNormalize. */
+  html: { raw: 'SCANFLOW-HTML-MARKER-7e3a', matches: 'scanflow-html-marker-7e3a' },
+  /**
+   * Target 3 on the tag-stripped text: clamd replaces each tag with a space, so the marker only reads
+   * `scanflow- notags- marker-7e3a` once the tags are gone. Limit: MaxHTMLNoTags (on the stripped text).
+   */
+  htmlNoTags: { raw: 'SCANFLOW-<b></b>NOTAGS-<i></i>MARKER-7e3a', matches: 'scanflow- notags- marker-7e3a' },
+  /** `.ndb` target 7 (normalised ASCII text/script): lower-cased. Limit: MaxScriptNormalize. */
+  script: { raw: 'SCANFLOW-SCRIPT-MARKER-7e3a', matches: 'scanflow-script-marker-7e3a' },
+  /** `.ldb` with a PCRE subsignature: the literal prefix alone does not match. Limit: PCREMaxFileSize. */
+  pcre: { raw: 'SCANFLOW-PCRE-MARKER-123456', matches: '/SCANFLOW-PCRE-MARKER-[0-9]{6}/' },
+} as const;
+
 export const TEST_SIGNATURES = {
   eicarBody: 'Scanflow.Test.EICAR-Body',
   eicarMd5: 'Scanflow.Test.EICAR-MD5',
   eicarSha256: 'Scanflow.Test.EICAR-SHA256',
   tailMarker: 'Scanflow.Test.TailMarker',
+  htmlMarker: 'Scanflow.Test.HtmlMarker',
+  htmlNoTagsMarker: 'Scanflow.Test.HtmlNoTagsMarker',
+  scriptMarker: 'Scanflow.Test.ScriptMarker',
+  pcreMarker: 'Scanflow.Test.PcreMarker',
 } as const;
 
-const TEST_DB_FILES = ['scanflow-test.ndb', 'scanflow-test.hdb', 'scanflow-test.hsb'] as const;
+const TEST_DB_FILES = ['scanflow-test.ndb', 'scanflow-test.ldb', 'scanflow-test.hdb', 'scanflow-test.hsb'] as const;
 const SIGNATURE_EXTENSIONS =
   /\.(cvd|cld|cud|ndb|hdb|hsb|ldb|mdb|msb|ndu|ldu|hdu|hsu|ign2|fp|sfp|pdb|wdb|yar|yara|cdb|cbc)$/;
 
@@ -44,12 +69,20 @@ export function writeTestDatabase(dir: string): string[] {
   mkdirSync(dir, { recursive: true });
   const md5 = createHash('md5').update(EICAR).digest('hex');
   const sha256 = createHash('sha256').update(EICAR).digest('hex');
+  const hex = (text: string): string => Buffer.from(text, 'ascii').toString('hex');
+  const m = SECONDARY_PASS_MARKERS;
+  const pcrePrefix = m.pcre.raw.slice(0, m.pcre.raw.lastIndexOf('-') + 1);
   const contents: Record<(typeof TEST_DB_FILES)[number], string> = {
-    // name:target(0 = any file):offset(* = anywhere):hex body
+    // name:target(0 = any file, 3 = normalised HTML, 7 = normalised text):offset(* = anywhere):hex body
     'scanflow-test.ndb': [
       `${TEST_SIGNATURES.eicarBody}:0:*:${EICAR.toString('hex')}`,
       `${TEST_SIGNATURES.tailMarker}:0:*:${TAIL_MARKER.toString('hex')}`,
+      `${TEST_SIGNATURES.htmlMarker}:3:*:${hex(m.html.matches)}`,
+      `${TEST_SIGNATURES.htmlNoTagsMarker}:3:*:${hex(m.htmlNoTags.matches)}`,
+      `${TEST_SIGNATURES.scriptMarker}:7:*:${hex(m.script.matches)}`,
     ].join('\n'),
+    // name;target block;logical expression;subsig 0 (literal trigger);subsig 1 (PCRE, run where 0 matched)
+    'scanflow-test.ldb': `${TEST_SIGNATURES.pcreMarker};Engine:81-255,Target:0;0&1;${hex(pcrePrefix)};0${m.pcre.matches}`,
     'scanflow-test.hdb': `${md5}:${EICAR.length}:${TEST_SIGNATURES.eicarMd5}`,
     'scanflow-test.hsb': `${sha256}:${EICAR.length}:${TEST_SIGNATURES.eicarSha256}`,
   };

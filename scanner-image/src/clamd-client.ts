@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import NodeClam from 'clamscan';
+import { CLAMD_LIMITS } from '../../functions/commons/clamd-limits.js';
 import type { ClamdAddress } from './config.js';
 
 /** clamd could not be reached, dropped the connection or answered nothing useful. The worker retries it. */
@@ -30,8 +31,20 @@ export interface ClamdScanner {
   ping(): Promise<void>;
 }
 
+/**
+ * How long a scan connection may stay silent before the worker gives up on clamd (default of
+ * `scanTimeoutMs`). After the last chunk clamd is silent while it scans, for at most its MaxScanTime, whose
+ * clock starts once the stream is in: a minute more lets clamd's own Heuristics.Limits.Exceeded.MaxScanTime
+ * answer (→ Unscannable) arrive first, so only a clamd that does not keep its limit is given up on. It is
+ * also longer than clamd's ReadTimeout, so on a stalled download clamd drops the stream first, and shorter
+ * than the ScanObject base timeout (functions/commons/scan-execution.ts), so a clamd that ignores its limit
+ * is normally given up on (→ retry, ScannerUnavailableError) before the task times out.
+ * test/unit/worker-clamd-conf.test.ts holds these relations.
+ */
+export const DEFAULT_SCAN_IDLE_TIMEOUT_MS = CLAMD_LIMITS.maxScanTimeMs + 60_000;
+
 export interface ClamdScannerOptions {
-  /** Idle time on a scan connection before giving up; covers clamd working on the tail of a large object. */
+  /** Idle time on a scan connection before giving up. Default {@link DEFAULT_SCAN_IDLE_TIMEOUT_MS}. */
   readonly scanTimeoutMs?: number;
   /** Idle time for PING/VERSION. */
   readonly controlTimeoutMs?: number;
@@ -72,7 +85,7 @@ export async function createClamdScanner(
   address: ClamdAddress,
   options: ClamdScannerOptions = {},
 ): Promise<ClamdScanner> {
-  const scanTimeoutMs = options.scanTimeoutMs ?? 16 * 60_000;
+  const scanTimeoutMs = options.scanTimeoutMs ?? DEFAULT_SCAN_IDLE_TIMEOUT_MS;
   const control = await connectControl(address, options.controlTimeoutMs ?? 5_000);
 
   return {

@@ -4,6 +4,7 @@ import { readScanflowConfig, unknownScanflowContextKeys } from '../../infra/lib/
 import {
   CLAMAV_MAX_OBJECT_BYTES,
   defaultEphemeralStorageGiB,
+  requiredEphemeralStorageGiB,
   resolveScanPipelineProps,
   SCAN_PIPELINE_DEFAULTS,
   ScanPipelinePropsError,
@@ -68,6 +69,36 @@ describe('ScanPipeline props', () => {
     expect(problems.length).toBeGreaterThanOrEqual(expected.length);
   });
 
+  test('refuses scan timeouts that clamd can outlast, naming MaxScanTime, in the same combined error', () => {
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({
+        scanBaseTimeoutSeconds: 300,
+        scanMaxTimeoutSeconds: 1500,
+        maxObjectBytes: 1024 ** 3,
+        minWorkers: -1,
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^minWorkers/),
+        expect.stringMatching(
+          /^scanBaseTimeoutSeconds \(300\) must be at least 1200: clamd's MaxScanTime \(900 s, scanner-image\/clamd.conf\) plus 300 s for queueing and setup/,
+        ),
+        expect.stringMatching(
+          /^scanMaxTimeoutSeconds \(1500\) must be at least 1712 for objects of up to 1073741824 bytes: .* streaming at scanMinBytesPerSecond/,
+        ),
+      ]),
+    );
+  });
+
+  test('the maximum timeout must cover the largest object at the slowest accepted rate', () => {
+    expect(() => resolveScanPipelineProps({ maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES })).not.toThrow();
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({ maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES, scanMinBytesPerSecond: 100 * 1024 }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^scanMaxTimeoutSeconds \(10800\) must be at least 22172 /)]);
+  });
+
   test('the error message names every problem on its own line', () => {
     const error = (() => {
       try {
@@ -87,6 +118,29 @@ describe('ScanPipeline props', () => {
     expect(defaultEphemeralStorageGiB(1024 ** 3, 4)).toBe(21);
     expect(defaultEphemeralStorageGiB(2 * 1024 ** 3, 8)).toBe(37);
     expect(defaultEphemeralStorageGiB(CLAMAV_MAX_OBJECT_BYTES, 64)).toBe(200);
+  });
+
+  test('ephemeral storage holds, per concurrent scan, the spooled object and what clamd unpacks up to MaxScanSize', () => {
+    // MaxScanSize (2 GiB) bounds the unpacking whatever the object size: a small archive can expand to it.
+    expect(requiredEphemeralStorageGiB(1024 ** 2, 32)).toBe(70);
+    expect(defaultEphemeralStorageGiB(1024 ** 3, 32)).toBe(101);
+    // The most a valid configuration can need still fits Fargate's 200 GiB.
+    expect(defaultEphemeralStorageGiB(CLAMAV_MAX_OBJECT_BYTES, 32)).toBe(133);
+    expect(resolveScanPipelineProps({ workerConcurrency: 32, maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES })).toMatchObject({
+      workerEphemeralStorageGiB: 133,
+    });
+  });
+
+  test('refuses ephemeral storage that cannot hold workerConcurrency scans', () => {
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({ workerConcurrency: 16, workerEphemeralStorageGiB: 40 }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^workerEphemeralStorageGiB \(40\) must be at least 53 for workerConcurrency 16 and maxObjectBytes 1073741824: .*MaxScanSize/,
+      ),
+    ]);
+    expect(() => resolveScanPipelineProps({ workerConcurrency: 16, workerEphemeralStorageGiB: 53 })).not.toThrow();
   });
 });
 

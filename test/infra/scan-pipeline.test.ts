@@ -388,7 +388,7 @@ describe('start-scan function', () => {
           EXCLUDED_KEY_PREFIXES: '',
           EXCLUDED_KEY_SUFFIXES: '',
           SCAN_HEARTBEAT_SECONDS: '60',
-          SCAN_BASE_TIMEOUT_SECONDS: '300',
+          SCAN_BASE_TIMEOUT_SECONDS: '1200',
           SCAN_MIN_BYTES_PER_SECOND: '2097152',
           SCAN_MAX_TIMEOUT_SECONDS: '10800',
           COPY_SOURCE_ENCODING: 'url',

@@ -1,11 +1,18 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import {
   buildScanExecutionInput,
   copySourceFor,
   DEFAULT_SCAN_TIMING,
   executionNameFor,
+  MIN_BASE_TIMEOUT_SECONDS,
+  SCAN_OVERHEAD_SECONDS,
   scanTimeoutSeconds,
+  scanTimingProblems,
 } from '../../functions/commons/scan-execution.js';
+import { CLAMAV_MAX_OBJECT_BYTES, SCAN_PIPELINE_DEFAULTS } from '../../infra/lib/scan-pipeline-props.js';
+import { IMAGE_CLAMD_CONF, optionValue } from '../../local/runtime/clamd.js';
+import { DEFAULTS as WORKER_DEFAULTS } from '../../scanner-image/src/config.js';
 
 const identity = { bucket: 'staging', key: 'in/report 2024+final%.pdf', versionId: 'v1', etag: '"abc"', size: 10 };
 
@@ -91,6 +98,57 @@ describe('scanTimeoutSeconds', () => {
     expect(scanTimeoutSeconds(0, policy)).toBe(100);
     expect(scanTimeoutSeconds(100_000, policy)).toBe(200);
     expect(scanTimeoutSeconds(10_000_000, policy)).toBe(500);
+  });
+});
+
+describe('the ScanObject task timeout against clamd (scanner-image/clamd.conf)', () => {
+  /** Read from the file clamd reads, not from the constant the code uses. */
+  const maxScanSeconds = Number(optionValue(readFileSync(IMAGE_CLAMD_CONF, 'utf8'), 'MaxScanTime')) / 1000;
+  const rate = DEFAULT_SCAN_TIMING.minBytesPerSecond;
+  const longest = (size: number): number => SCAN_OVERHEAD_SECONDS + Math.ceil(size / rate) + maxScanSeconds;
+  const largest = Math.max(WORKER_DEFAULTS.maxObjectBytes, CLAMAV_MAX_OBJECT_BYTES);
+  /** Every size where the rounding steps, around a spread of magnitudes up to the largest object. */
+  const sizes = [
+    ...[
+      0,
+      1,
+      1024,
+      1024 ** 2,
+      10 * 1024 ** 2,
+      100 * 1024 ** 2,
+      1024 ** 3,
+      SCAN_PIPELINE_DEFAULTS.maxObjectBytes,
+    ].flatMap((size) => [size, size + 1, Math.max(0, size - 1)]),
+    ...[1, 2, 3, 512, 1023].flatMap((n) => [n * rate - 1, n * rate, n * rate + 1]),
+    ...Array.from({ length: 200 }, (_, i) => Math.floor((largest * (i + 1)) / 200)),
+    largest - 1,
+    largest,
+  ].filter((size) => size >= 0 && size <= largest);
+
+  it('outlasts clamd for every object size up to the largest the worker accepts, with the defaults', () => {
+    expect(maxScanSeconds).toBeGreaterThan(0);
+    for (const size of sizes) {
+      const timeout = scanTimeoutSeconds(size, DEFAULT_SCAN_TIMING);
+      expect({ size, enough: timeout >= longest(size) }).toEqual({ size, enough: true });
+    }
+    expect(scanTimingProblems(DEFAULT_SCAN_TIMING, largest, { base: 'b', max: 'm', rate: 'r' })).toEqual([]);
+  });
+
+  it('derives the default base timeout from MaxScanTime plus the queueing and setup overhead', () => {
+    expect(DEFAULT_SCAN_TIMING.baseTimeoutSeconds).toBe(MIN_BASE_TIMEOUT_SECONDS);
+    expect(MIN_BASE_TIMEOUT_SECONDS).toBe(SCAN_OVERHEAD_SECONDS + maxScanSeconds);
+    expect(DEFAULT_SCAN_TIMING.heartbeatSeconds).toBeLessThan(DEFAULT_SCAN_TIMING.baseTimeoutSeconds);
+  });
+
+  it('names each bound a policy breaks', () => {
+    const names = { base: 'BASE', max: 'MAX', rate: 'RATE' };
+    const tooShort = { ...DEFAULT_SCAN_TIMING, baseTimeoutSeconds: 300, maxTimeoutSeconds: 1500 };
+    expect(scanTimingProblems(tooShort, 1024 ** 3, names)).toEqual([
+      expect.stringMatching(/^BASE \(300\) must be at least 1200: clamd's MaxScanTime \(900 s/),
+      expect.stringMatching(/^MAX \(1500\) must be at least 1712 for objects of up to 1073741824 bytes/),
+    ]);
+    // Without the largest object only the base is checked.
+    expect(scanTimingProblems(tooShort, undefined, names)).toHaveLength(1);
   });
 });
 

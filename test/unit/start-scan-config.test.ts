@@ -32,6 +32,13 @@ describe('loadStartScanConfig', () => {
     expect(message).toMatch(/COPY_SOURCE_ENCODING: expected one of: url, raw/);
   });
 
+  it("refuses a base timeout that clamd's MaxScanTime would outlast, and keeps the default above it", () => {
+    expect(() => loadStartScanConfig({ STATE_MACHINE_ARN: arn, SCAN_BASE_TIMEOUT_SECONDS: '300' })).toThrow(
+      /SCAN_BASE_TIMEOUT_SECONDS \(300\) must be at least 1200: clamd's MaxScanTime/,
+    );
+    expect(loadStartScanConfig({ STATE_MACHINE_ARN: arn }).timing.baseTimeoutSeconds).toBe(1200);
+  });
+
   it('refuses a heartbeat that is not shorter than the timeout', () => {
     expect(() =>
       loadStartScanConfig({ STATE_MACHINE_ARN: arn, SCAN_HEARTBEAT_SECONDS: '300', SCAN_BASE_TIMEOUT_SECONDS: '300' }),

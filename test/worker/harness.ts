@@ -22,7 +22,7 @@ import { type ClamdLimits, type ClamdServer, startClamd } from '../../local/runt
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import type { SampleBody } from '../../local/samples.js';
-import type { ClamdAddress } from '../../scanner-image/src/config.js';
+import type { ClamdAddress, WorkerConfig } from '../../scanner-image/src/config.js';
 
 export const REGION = 'us-east-1';
 const MiB = 1024 * 1024;
@@ -62,6 +62,30 @@ export interface WorkerHarness {
   startScan(object: ObjectIdentity | Record<string, unknown>, stateMachineArn?: string): Promise<string>;
   waitForEnd(executionArn: string, timeoutMs?: number): Promise<ExecutionEnd>;
   stop(): Promise<void>;
+}
+
+/** A worker configuration on the harness's queue and clamd; tests override what they exercise. */
+export function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
+  return {
+    queueUrl: h.queueUrl,
+    clamd: h.clamd.address,
+    concurrency: 4,
+    maxObjectBytes: TEST_MAX_OBJECT_BYTES,
+    heartbeatIntervalMs: 20_000,
+    metrics: { enabled: true, namespace: 'ScanflowWorkerTest', dimensions: [{ Name: 'Suite', Value: 'worker' }] },
+    shutdownGraceMs: 20_000,
+    ...overrides,
+  };
+}
+
+/** Fresh S3/SQS/SFN clients for a worker against the harness's moto (so a test can record their calls). */
+export function workerClients(h: WorkerHarness) {
+  const options = { endpoint: h.moto.endpoint, region: REGION };
+  return {
+    s3: createS3Client({ ...options, forcePathStyle: true }),
+    sqs: createSqsClient(options),
+    sfn: createSfnClient(options),
+  };
 }
 
 let sequence = 0;

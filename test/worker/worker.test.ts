@@ -8,7 +8,6 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smithy/types';
-import { createS3Client, createSfnClient, createSqsClient } from '../../functions/commons/clients.js';
 import { scanResultSchema } from '../../functions/commons/scan-job.js';
 import { verdictTags } from '../../functions/commons/verdict.js';
 import {
@@ -25,7 +24,7 @@ import { PROJECT_ROOT } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import { buildSamples, nestedZip, zip } from '../../local/samples.js';
 import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
-import { clamdAddressEnvironment, type WorkerConfig } from '../../scanner-image/src/config.js';
+import { clamdAddressEnvironment } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
 import { type RunningWorker, startWorker, type WorkerTuning } from '../../scanner-image/src/worker.js';
 import {
@@ -35,6 +34,8 @@ import {
   startHarness,
   TEST_MAX_OBJECT_BYTES,
   type WorkerHarness,
+  workerClients,
+  workerConfig,
 } from './harness.js';
 
 jest.setTimeout(120_000);
@@ -81,28 +82,6 @@ function recordCalls(client: S3Client | SFNClient): RecordedCall[] {
     name: 'recordCalls',
   });
   return calls;
-}
-
-function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
-  return {
-    queueUrl: h.queueUrl,
-    clamd: h.clamd.address,
-    concurrency: 4,
-    maxObjectBytes: TEST_MAX_OBJECT_BYTES,
-    heartbeatIntervalMs: 20_000,
-    metrics: { enabled: true, namespace: 'ScanflowWorkerTest', dimensions: [{ Name: 'Suite', Value: 'worker' }] },
-    shutdownGraceMs: 20_000,
-    ...overrides,
-  };
-}
-
-function workerClients(h: WorkerHarness) {
-  const options = { endpoint: h.moto.endpoint, region: REGION };
-  return {
-    s3: createS3Client({ ...options, forcePathStyle: true }),
-    sqs: createSqsClient(options),
-    sfn: createSfnClient(options),
-  };
 }
 
 describe('scanner worker against clamd and the local AWS emulator', () => {
