@@ -32,7 +32,6 @@ import {
   REGION,
   startClamdProxy,
   startHarness,
-  TEST_MAX_OBJECT_BYTES,
   type WorkerHarness,
   workerClients,
   workerConfig,
