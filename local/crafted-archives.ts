@@ -287,3 +287,53 @@ export async function writeLargeMemberZip(
   }
   return { size: headerBytes + compressedSize + central.length + end.length, uncompressedSize };
 }
+
+export interface TarEntry {
+  readonly name: string;
+  readonly content: Buffer | string;
+  /** Type flag: '0' regular file (default), '5' directory, 'x' pax extended header, 'L' GNU long name. */
+  readonly type?: string;
+}
+
+/**
+ * A ustar archive (POSIX 1003.1-1988 header blocks, octal fields, two zero blocks at the end), as GNU tar
+ * and Python's tarfile write it for short names. Names over 100 bytes are cut: use a pax ('x') entry
+ * before the member for a long one, as real writers do.
+ */
+export function tarArchive(entries: readonly TarEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const content = Buffer.from(entry.content);
+    blocks.push(tarHeader(entry.name, content.length, entry.type ?? '0'), content);
+    const padding = (512 - (content.length % 512)) % 512;
+    if (padding > 0) blocks.push(Buffer.alloc(padding));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+/** One 512-byte ustar header block with a correct checksum. */
+export function tarHeader(name: string, size: number, type = '0'): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name.slice(0, 100), 0, 'utf8');
+  header.write('0000644\0', 100, 'latin1');
+  header.write('0000000\0', 108, 'latin1');
+  header.write('0000000\0', 116, 'latin1');
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  header.write(`${(1735689600).toString(8).padStart(11, '0')}\0`, 136, 'latin1');
+  header.write(type, 156, 'latin1');
+  header.write('ustar\0' + '00', 257, 'latin1');
+  header.fill(' ', 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return header;
+}
+
+/** A pax extended header entry naming the member that follows (`path=…`), for names over 100 bytes. */
+export function paxPath(path: string): TarEntry {
+  const body = (length: number): string => `${length} path=${path}\n`;
+  let length = body(0).length;
+  while (body(length).length !== length) length = body(length).length;
+  return { name: 'PaxHeader', content: body(length), type: 'x' };
+}

@@ -7,10 +7,16 @@
  * directory and each local header declare, and turns such a Clean into Unscannable. It never makes anything
  * Clean.
  *
+ * Archives delivered inside gzip and tar (tar.gz/tgz, gzip in gzip, tar in tar, zips in either) are
+ * opened as the object streams to clamd (content-gate-stream.ts): each tar member and each gzip payload is
+ * judged by the same type table as a top-level object, and a zip among them by its directory and local
+ * headers, held in memory up to maxNestedInflateBytes (a larger one is limits-exceeded).
+ *
  * What it does not see (measured OK with clamd 1.4.6 all the same): 7z archives whose coders are BZip2 or
- * Deflate (reading a 7z's coder list needs an LZMA decoder for its packed header); archives inside tar,
- * gzip, bzip2, xz, 7z, cab or RAR (only zips are opened, nested zips included); raw deflate and brotli,
- * which have no header to recognise; zip local entries missing from the central directory.
+ * Deflate (reading a 7z's coder list needs an LZMA decoder for its packed header); archives inside bzip2,
+ * xz, 7z, cab or RAR (those outer layers are not opened), and gzip or tar inside a zip (a zip's archive
+ * members are opened only when they are zips); raw deflate and brotli, which have no header to recognise;
+ * zip local entries missing from the central directory.
  *
  * Pure logic over a RangeReader: no AWS types here (scan-object.ts supplies ranged GetObject calls).
  */
@@ -39,8 +45,16 @@ export interface GateLimits {
   readonly maxNestingDepth: number;
   /** Archive members per zip the gate opens to look inside (each costs a ranged read or two). */
   readonly maxNestedMembers: number;
-  /** A deflated member that is itself an archive is inflated in memory up to this size to be inspected. */
+  /**
+   * A deflated member that is itself an archive is inflated in memory up to this size to be inspected; a
+   * zip inside a tar or gzip is held in memory up to this size to be inspected.
+   */
   readonly maxNestedInflateBytes: number;
+  /**
+   * Most bytes gunzipped per object while it streams (every gzip level together): ClamAV's MaxScanSize,
+   * beyond which ClamAV does not scan either.
+   */
+  readonly maxStreamInflateBytes: number;
   /**
    * Local headers read with ranged reads, per archive, when no LocalHeaderIndex saw them go by (nested
    * archives, or an index that overflowed). Each one is a request.
@@ -283,6 +297,30 @@ export function isLzmaAlone(head: Buffer): boolean {
   const size = head.readBigUInt64LE(5);
   if (size !== 0xffff_ffff_ffff_ffffn && (size === 0n || size >= 1n << 38n)) return false;
   return head[13] === 0;
+}
+
+/** What the streaming half of the gate (content-gate-stream.ts) opens itself: gzip and tar; zips it buffers. */
+export async function streamContainerKind(head: Buffer): Promise<'gzip' | 'tar' | 'zip' | undefined> {
+  const detected = await fileTypeFromBuffer(head);
+  if (detected === undefined) return undefined;
+  if (detected.ext === 'gz' || detected.ext === 'tar.gz') return 'gzip';
+  if (detected.ext === 'tar') return 'tar';
+  return CLASS_OF_EXTENSION.get(detected.ext) === 'zip' ? 'zip' : undefined;
+}
+
+/**
+ * Judges content held in memory (a member of a streamed tar or gzip) `depth` containers down: its type
+ * from its first bytes, and, for a zip, its directory and local headers. `content` may be just the first
+ * HEAD_BYTES of a member that is not a zip: nothing but a zip is read beyond them.
+ */
+export function inspectInMemory(content: Buffer, limits: GateLimits, depth: number): Promise<GateOutcome> {
+  return inspect(content.subarray(0, HEAD_BYTES), {
+    reader: bufferReader(content),
+    readsAreRequests: false,
+    limits,
+    depth,
+    localHeaders: undefined,
+  });
 }
 
 // --- zip ---------------------------------------------------------------------------------------------------

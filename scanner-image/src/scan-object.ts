@@ -11,12 +11,22 @@ import type { Verdict } from '../../functions/commons/verdict.js';
 import { type ClamdScanner, ClamdUnavailableError } from './clamd-client.js';
 import { mapClamdReply } from './clamd-reply.js';
 import { CLAMAV_MAX_FILE_BYTES } from './config.js';
-import { type GateLimits, HEAD_BYTES, inspectContent, LocalHeaderIndex, type RangeReader } from './content-gate.js';
+import {
+  type GateLimits,
+  type GateOutcome,
+  HEAD_BYTES,
+  inspectContent,
+  LocalHeaderIndex,
+  type RangeReader,
+} from './content-gate.js';
+import { ContainerStreamInspector } from './content-gate-stream.js';
 
 /**
  * What the content gate may spend on one object. Memory: at most one 1 MiB directory window, the local
  * headers seen in the stream (LOCAL_HEADERS_KEPT of them), and a deflated nested archive per level
- * (maxNestedInflateBytes × maxNestingDepth in the worst case).
+ * (maxNestedInflateBytes × maxNestingDepth in the worst case); while the object streams, zlib's buffers
+ * per gzip level and a zip inside a tar or gzip per level (maxNestedInflateBytes each). CPU: gunzipping
+ * at most maxStreamInflateBytes per object, which is what clamd inflates (MaxScanSize) anyway.
  */
 export const GATE_LIMITS: GateLimits = {
   maxMemberBytes: CLAMAV_MAX_FILE_BYTES,
@@ -24,6 +34,7 @@ export const GATE_LIMITS: GateLimits = {
   maxNestingDepth: 3,
   maxNestedMembers: 64,
   maxNestedInflateBytes: 16 * 1024 * 1024,
+  maxStreamInflateBytes: CLAMAV_MAX_FILE_BYTES,
   maxLocalHeaderReads: 1000,
 };
 /** Twice clamd's MaxFiles: a zip with more members is reported by clamd before the gate runs. */
@@ -112,7 +123,14 @@ export async function scanObject(
   for (let attempt = 1; attempt <= options.attempts; attempt += 1) {
     if (attempt > 1) await sleep(options.backoffMs * 2 ** (attempt - 2), options.signal);
     try {
-      const scanned = await downloadAndScan(object, size, limit, deps, options.signal);
+      const scanned = await downloadAndScan(
+        object,
+        size,
+        limit,
+        deps,
+        options.gateLimits ?? GATE_LIMITS,
+        options.signal,
+      );
       if (scanned.kind === 'verdict') return { verdict: scanned.verdict, bytesScanned: 0, objectSize: scanned.size };
       const outcome = mapClamdReply(scanned.reply);
       if (outcome.kind === 'verdict') {
@@ -121,14 +139,19 @@ export async function scanObject(
           throw new IncompleteDownloadError(`clamd saw ${scanned.bytes} of ${scanned.size} bytes`);
         }
         if (outcome.verdict.verdict === 'Clean') {
-          // clamd's findings (Infected, Unscannable) stand as they are; only its OK is questioned.
-          const gate = await inspectContent(
-            scanned.head,
-            s3RangeReader(object, scanned.size, deps.s3),
-            options.gateLimits ?? GATE_LIMITS,
-            options.signal,
-            scanned.localHeaders,
-          );
+          // clamd's findings (Infected, Unscannable) stand as they are; only its OK is questioned: first by
+          // what the gzip and tar layers held as they streamed by, then by the object's type and zip records.
+          const streamed = await scanned.streamed;
+          const gate =
+            streamed.kind === 'unscannable'
+              ? streamed
+              : await inspectContent(
+                  scanned.head,
+                  s3RangeReader(object, scanned.size, deps.s3),
+                  options.gateLimits ?? GATE_LIMITS,
+                  options.signal,
+                  scanned.localHeaders,
+                );
           if (gate.kind === 'unscannable') {
             return {
               verdict: { verdict: 'Unscannable', reason: gate.reason },
@@ -165,6 +188,8 @@ type Scanned =
       /** The object's first HEAD_BYTES, kept as they went to clamd. */
       readonly head: Buffer;
       readonly localHeaders: LocalHeaderIndex;
+      /** What the gzip and tar layers the tap opened say (content-gate-stream.ts). */
+      readonly streamed: Promise<GateOutcome>;
     }
   | { readonly kind: 'verdict'; readonly verdict: Verdict; readonly size: number };
 
@@ -173,6 +198,7 @@ async function downloadAndScan(
   expectedSize: number,
   limit: number,
   deps: ScanObjectDeps,
+  gateLimits: GateLimits,
   signal?: AbortSignal,
 ): Promise<Scanned> {
   const abort = new AbortController();
@@ -191,7 +217,7 @@ async function downloadAndScan(
   if (response === 'sse-c')
     return { kind: 'verdict', verdict: unscannable('unsupported-encryption'), size: expectedSize };
   const body = response.Body as Readable | undefined;
-  const tap = new ContentTap();
+  const tap = new ContentTap(gateLimits);
   try {
     if (!body) throw new IncompleteDownloadError('GetObject returned no body');
     // S3's answer for this exact version/ETag wins over the size in the job.
@@ -209,6 +235,7 @@ async function downloadAndScan(
       size,
       head: tap.head,
       localHeaders: tap.localHeaders,
+      streamed: tap.streamed,
     };
   } finally {
     // A detection (or a decision from the headers) ends the work early; stop the download too.
@@ -219,13 +246,23 @@ async function downloadAndScan(
 }
 
 /**
- * Sits between GetObject and clamd: keeps the first HEAD_BYTES and notes zip local headers as the bytes go
- * by, so the content gate needs no second download for them.
+ * Sits between GetObject and clamd: keeps the first HEAD_BYTES, notes zip local headers, and opens gzip
+ * and tar layers (ContainerStreamInspector) as the bytes go by, so the content gate needs no second
+ * download for them. Each chunk is passed on to clamd at once and unchanged; the tap takes the next one
+ * only when the inspector has caught up with this one, which is how a slower inspection slows the
+ * download instead of piling up chunks here.
  */
 class ContentTap extends Transform {
   readonly localHeaders = new LocalHeaderIndex(LOCAL_HEADERS_KEPT);
   private readonly headChunks: Buffer[] = [];
   private headBytes = 0;
+  private readonly inspector: ContainerStreamInspector;
+  private ending: Promise<GateOutcome> | undefined;
+
+  constructor(gateLimits: GateLimits) {
+    super();
+    this.inspector = new ContainerStreamInspector(gateLimits);
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (this.headBytes < HEAD_BYTES) {
@@ -234,7 +271,30 @@ class ContentTap extends Transform {
       this.headBytes += piece.length;
     }
     this.localHeaders.push(chunk);
-    callback(null, chunk);
+    this.push(chunk);
+    // Never rejects: what the inspector finds (or its own failure) is read from `streamed`.
+    void this.inspector.write(chunk).then(() => callback());
+  }
+
+  override _flush(callback: TransformCallback): void {
+    // The end goes to clamd now; the inspector finishes (the last of the gunzip) alongside clamd's scan.
+    void this.streamed;
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.ending === undefined) this.inspector.abort();
+    callback(error);
+  }
+
+  /** The streamed containers' verdict, once the whole object has gone by. */
+  get streamed(): Promise<GateOutcome> {
+    if (this.ending === undefined) {
+      this.ending = this.inspector.end();
+      // Awaited by scanObject only when clamd says OK; otherwise nobody asks, which is not an error.
+      this.ending.catch(() => undefined);
+    }
+    return this.ending;
   }
 
   get head(): Buffer {

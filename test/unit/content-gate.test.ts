@@ -35,6 +35,7 @@ const limits: GateLimits = {
   maxNestingDepth: 3,
   maxNestedMembers: 16,
   maxNestedInflateBytes: 1024 * 1024,
+  maxStreamInflateBytes: CLAMAV_MAX_FILE_BYTES,
   maxLocalHeaderReads: 100,
 };
 
