@@ -29,6 +29,7 @@ import {
   HEAD_BYTES,
   inspectInMemory,
   streamContainerKind,
+  UndecodableLocalHeaderSweep,
 } from './content-gate.js';
 
 interface Sink {
@@ -254,6 +255,8 @@ class ZipBufferSink implements Sink {
 class GzipSink implements Sink {
   private readonly gunzip: Gunzip;
   private readonly consumer: Promise<void>;
+  /** A zip hidden anywhere in the gzip's payload is found by ClamAV too; see UndecodableLocalHeaderSweep. */
+  private readonly sweep = new UndecodableLocalHeaderSweep();
 
   constructor(
     private readonly context: StreamContext,
@@ -277,6 +280,7 @@ class GzipSink implements Sink {
             `gzip content inflates beyond ${limits.maxStreamInflateBytes} bytes, more than ClamAV scans (MaxScanSize)`,
           );
         }
+        this.sweep.push(piece);
         await this.payload.write(piece);
       }
     } catch (error) {
@@ -294,6 +298,9 @@ class GzipSink implements Sink {
       this.context.gunzips.delete(this.gunzip);
     }
     await this.payload.end();
+    // What the payload's own inspection found names it better; this is for zips it did not see as zips.
+    const undecodable = this.sweep.found;
+    if (undecodable !== undefined) throw new Finding('unsupported-format', `gzip content: ${undecodable}`);
   }
 
   async write(chunk: Buffer): Promise<void> {

@@ -18,6 +18,7 @@ import {
   inspectContent,
   LocalHeaderIndex,
   type RangeReader,
+  UndecodableLocalHeaderSweep,
 } from './content-gate.js';
 import { ContainerStreamInspector } from './content-gate-stream.js';
 
@@ -160,6 +161,16 @@ export async function scanObject(
               detail: gate.detail,
             };
           }
+          // A zip ClamAV found where neither the type nor a central directory says so (a stub before it,
+          // a local entry no directory lists) with a member it cannot decode.
+          if (scanned.undecodableLocalHeader !== undefined) {
+            return {
+              verdict: { verdict: 'Unscannable', reason: 'unsupported-format' },
+              bytesScanned: scanned.bytes,
+              objectSize: scanned.size,
+              detail: scanned.undecodableLocalHeader,
+            };
+          }
         }
         return { verdict: outcome.verdict, bytesScanned: scanned.bytes, objectSize: scanned.size };
       }
@@ -190,6 +201,8 @@ type Scanned =
       readonly localHeaders: LocalHeaderIndex;
       /** What the gzip and tar layers the tap opened say (content-gate-stream.ts). */
       readonly streamed: Promise<GateOutcome>;
+      /** A zip local header anywhere in the object with a method ClamAV cannot decode, if one went by. */
+      readonly undecodableLocalHeader: string | undefined;
     }
   | { readonly kind: 'verdict'; readonly verdict: Verdict; readonly size: number };
 
@@ -236,6 +249,7 @@ async function downloadAndScan(
       head: tap.head,
       localHeaders: tap.localHeaders,
       streamed: tap.streamed,
+      undecodableLocalHeader: tap.undecodableLocalHeader,
     };
   } finally {
     // A detection (or a decision from the headers) ends the work early; stop the download too.
@@ -254,6 +268,7 @@ async function downloadAndScan(
  */
 class ContentTap extends Transform {
   readonly localHeaders = new LocalHeaderIndex(LOCAL_HEADERS_KEPT);
+  private readonly sweep = new UndecodableLocalHeaderSweep();
   private readonly headChunks: Buffer[] = [];
   private headBytes = 0;
   private readonly inspector: ContainerStreamInspector;
@@ -271,6 +286,7 @@ class ContentTap extends Transform {
       this.headBytes += piece.length;
     }
     this.localHeaders.push(chunk);
+    this.sweep.push(chunk);
     this.push(chunk);
     // Never rejects: what the inspector finds (or its own failure) is read from `streamed`.
     void this.inspector.write(chunk).then(() => callback());
@@ -295,6 +311,10 @@ class ContentTap extends Transform {
       this.ending.catch(() => undefined);
     }
     return this.ending;
+  }
+
+  get undecodableLocalHeader(): string | undefined {
+    return this.sweep.found;
   }
 
   get head(): Buffer {

@@ -12,7 +12,12 @@ import {
 } from '../../local/crafted-archives.js';
 import { EICAR } from '../../scanner-image/signatures/generate.js';
 import { CLAMAV_MAX_FILE_BYTES } from '../../scanner-image/src/config.js';
-import { type GateLimits, type GateOutcome, HEAD_BYTES } from '../../scanner-image/src/content-gate.js';
+import {
+  type GateLimits,
+  type GateOutcome,
+  HEAD_BYTES,
+  UndecodableLocalHeaderSweep,
+} from '../../scanner-image/src/content-gate.js';
 import { ContainerStreamInspector, parseTarHeader } from '../../scanner-image/src/content-gate-stream.js';
 
 const MiB = 1024 * 1024;
@@ -225,5 +230,62 @@ describe('content gate, streaming: what tar and gzip carry', () => {
     await inspector.write(Buffer.from('more'));
     // Half an object says nothing: never scannable.
     await expect(inspector.end()).rejects.toThrow('abandoned');
+  });
+});
+
+/** The local header and data of one zip entry, with no central directory listing it. */
+function localEntryOnly(zip: Buffer): Buffer {
+  return zip.subarray(0, zip.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])));
+}
+
+/** Feeds `content` to a sweep in `chunkBytes` pieces, as the worker's tap does. */
+function swept(content: Buffer, chunkBytes: number): string | undefined {
+  const sweep = new UndecodableLocalHeaderSweep();
+  for (let at = 0; at < content.length; at += chunkBytes) sweep.push(content.subarray(at, at + chunkBytes));
+  return sweep.found;
+}
+
+describe('content gate: zip local headers wherever they are', () => {
+  const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex');
+  it.each([
+    ['behind 100 bytes of text', rawZip([lzmaEntry('eicar.com', EICAR)], { prefix: Buffer.alloc(100, 0x41) })],
+    [
+      'behind an MZ stub (self-extractor)',
+      rawZip([lzmaEntry('eicar.com', EICAR)], { prefix: Buffer.concat([Buffer.from('MZ'), Buffer.alloc(200)]) }),
+    ],
+    ['behind a PNG', rawZip([lzmaEntry('eicar.com', EICAR)], { prefix: png })],
+    [
+      'missing from the central directory',
+      rawZip([storedEntry('a.txt', 'hello\n')], { prefix: localEntryOnly(lzmaZip) }),
+    ],
+    ['appended to a gzip', Buffer.concat([gzipSync(text(100)), lzmaZip])],
+    ['stored as a member named readme.txt', rawZip([storedEntry('readme.txt', lzmaZip)])],
+  ])('the sweep finds an LZMA member %s (ClamAV finds that zip and answers OK)', (_where, content) => {
+    for (const chunkBytes of [1, 7, 64 * 1024]) {
+      expect(swept(content, chunkBytes)).toMatch(/method 14 \(LZMA\), which ClamAV does not decode/);
+    }
+  });
+
+  it('calls an LZMA zip after text inside a gzip unsupported-format while streaming', async () => {
+    for (const chunkBytes of [1, 64 * 1024]) {
+      const outcome = await streamed(gzipSync(Buffer.concat([Buffer.from(text(100)), lzmaZip])), limits, chunkBytes);
+      expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
+      expect(outcome.kind === 'unscannable' && outcome.detail).toMatch(/^gzip content: .*method 14 \(LZMA\)/);
+    }
+  });
+
+  it('does not take the signature inside random bytes, nor stored and deflated members, for such a header', async () => {
+    const signature = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+    const randomHits = Buffer.concat(
+      Array.from({ length: 200 }, (_, index) => Buffer.concat([noise(64, index + 1), signature])),
+    );
+    expect(swept(randomHits, 7)).toBeUndefined();
+    const ordinary = rawZip([
+      storedEntry('a.txt', text(5)),
+      deflatedEntry('b.txt', text(50)),
+      storedEntry('inner.zip', rawZip([deflatedEntry('c.txt', 'c')])),
+    ]);
+    expect(swept(ordinary, 7)).toBeUndefined();
+    expect(await streamed(gzipSync(ordinary))).toEqual({ kind: 'scannable' });
   });
 });
