@@ -246,6 +246,15 @@ async function inspect(head: Buffer, inspection: Inspection): Promise<GateOutcom
  * its header so that text and random binary are not mistaken for them.
  */
 function inspectUndetected(head: Buffer): GateOutcome {
+  if (head.length >= 8 && (head.readUInt32LE(0) & 0xffff_fff0) === 0x184d_2a50) {
+    // zstd and LZ4 frame streams may open with skippable frames (magic 0x184D2A50-5F, RFC 8878 3.1.2; the
+    // LZ4 frame format has the same); file-type looks for the data frame's magic at offset 0 only, and
+    // `zstd -d` / `lz4 -d` skip these frames and decode what follows (measured: clamd answers OK).
+    return unscannable(
+      'unsupported-format',
+      'a zstd/LZ4 stream opening with a skippable frame, which ClamAV does not decompress',
+    );
+  }
   if (isZlibStream(head)) {
     return unscannable('unsupported-format', 'a raw zlib stream, which ClamAV does not inflate');
   }

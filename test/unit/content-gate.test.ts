@@ -9,6 +9,7 @@ import {
   type RawZipEntry,
   rawZip,
   storedEntry,
+  tarArchive,
   ZIP_METHOD,
   zstdFrame,
 } from '../../local/crafted-archives.js';
@@ -27,6 +28,7 @@ import {
   LocalHeaderIndex,
   type RangeReader,
 } from '../../scanner-image/src/content-gate.js';
+import { ContainerStreamInspector } from '../../scanner-image/src/content-gate-stream.js';
 
 const GiB = 1024 ** 3;
 const limits: GateLimits = {
@@ -55,6 +57,13 @@ function countingReader(content: Buffer): RangeReader & { reads: Array<[number, 
 
 function gate(content: Buffer, gateLimits: GateLimits = limits): Promise<GateOutcome> {
   return inspectContent(content.subarray(0, HEAD_BYTES), countingReader(content), gateLimits);
+}
+
+/** What the streaming half says of `content` fed in one piece. */
+async function streamedOutcome(content: Buffer): Promise<GateOutcome> {
+  const inspector = new ContainerStreamInspector(limits);
+  await inspector.write(content);
+  return inspector.end();
 }
 
 /** Deterministic "random" bytes (xorshift), so a failure reproduces. */
@@ -113,6 +122,19 @@ describe('content gate: what file-type recognises', () => {
     const outcome = await gate(content);
     expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
     expect(outcome.kind === 'unscannable' && outcome.detail).toMatch(detail);
+  });
+
+  it('calls a zstd stream that opens with a skippable frame unsupported-format (file-type misses it; zstd -d does not)', async () => {
+    const skippable = Buffer.alloc(8 + 16);
+    skippable.writeUInt32LE(0x184d2a5f, 0);
+    skippable.writeUInt32LE(16, 4);
+    const content = Buffer.concat([skippable, zstdFrame(EICAR)]);
+    await expect(fileTypeFromBuffer(content)).resolves.toBeUndefined();
+    const outcome = await gate(content);
+    expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
+    expect(outcome.kind === 'unscannable' && outcome.detail).toMatch(/skippable frame/);
+    const inTar = await streamedOutcome(tarArchive([{ name: 'payload.bin', content }]));
+    expect(inTar).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
   });
 
   it('needs its own checks for raw zlib and .lzma: file-type recognises neither', async () => {
