@@ -11,6 +11,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smithy/types';
 import {
   createCloudWatchClient,
   createS3Client,
@@ -22,7 +23,8 @@ import { type ClamdLimits, type ClamdServer, startClamd } from '../../local/runt
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import type { SampleBody } from '../../local/samples.js';
-import type { ClamdAddress } from '../../scanner-image/src/config.js';
+import type { ClamdAddress, WorkerConfig } from '../../scanner-image/src/config.js';
+import type { WorkerTuning } from '../../scanner-image/src/worker.js';
 
 export const REGION = 'us-east-1';
 const MiB = 1024 * 1024;
@@ -62,6 +64,72 @@ export interface WorkerHarness {
   startScan(object: ObjectIdentity | Record<string, unknown>, stateMachineArn?: string): Promise<string>;
   waitForEnd(executionArn: string, timeoutMs?: number): Promise<ExecutionEnd>;
   stop(): Promise<void>;
+}
+
+/** Worker knobs for tests: short polls and backoffs. */
+export const FAST_TUNING: Partial<WorkerTuning> = {
+  pollWaitSeconds: 1,
+  scanBackoffMs: 100,
+  metricsFlushIntervalMs: 3_600_000,
+};
+
+export function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
+  return {
+    queueUrl: h.queueUrl,
+    clamd: h.clamd.address,
+    concurrency: 4,
+    maxObjectBytes: TEST_MAX_OBJECT_BYTES,
+    heartbeatIntervalMs: 20_000,
+    metrics: { enabled: true, namespace: 'ScanflowWorkerTest', dimensions: [{ Name: 'Suite', Value: 'worker' }] },
+    shutdownGraceMs: 20_000,
+    ...overrides,
+  };
+}
+
+/** Clients of the worker's own, so a test can record what the worker (and only it) sends. */
+export function workerClients(h: WorkerHarness) {
+  const options = { endpoint: h.moto.endpoint, region: REGION };
+  return {
+    s3: createS3Client({ ...options, forcePathStyle: true }),
+    sqs: createSqsClient(options),
+    sfn: createSfnClient(options),
+  };
+}
+
+export interface RecordedCall {
+  readonly command: string;
+  readonly key?: string;
+  /** When the client was asked to send it (Date.now()). */
+  readonly at: number;
+  /** When its answer (or failure) came back; unset while it is out (e.g. a long poll). */
+  readonly settledAt?: number;
+}
+
+/**
+ * Records every command a client sends (name, object key, times), for "no GetObject was issued" and
+ * "no ReceiveMessage while clamd was down" checks.
+ */
+export function recordCalls(client: S3Client | SFNClient | SQSClient): RecordedCall[] {
+  const calls: RecordedCall[] = [];
+  const middleware: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
+    const input = args.input as { Key?: string };
+    const call: { -readonly [K in keyof RecordedCall]: RecordedCall[K] } = {
+      command: context.commandName ?? '',
+      ...(input.Key ? { key: input.Key } : {}),
+      at: Date.now(),
+    };
+    calls.push(call);
+    try {
+      return await next(args);
+    } finally {
+      call.settledAt = Date.now();
+    }
+  };
+  (client.middlewareStack as MiddlewareStack<object, MetadataBearer>).add(middleware, {
+    step: 'initialize',
+    name: 'recordCalls',
+  });
+  return calls;
 }
 
 let sequence = 0;

@@ -1,12 +1,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { SFNClient } from '@aws-sdk/client-sfn';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smithy/types';
-import { createS3Client, createSfnClient, createSqsClient } from '../../functions/commons/clients.js';
 import { scanResultSchema } from '../../functions/commons/scan-job.js';
 import { verdictTags } from '../../functions/commons/verdict.js';
 import { startClamd } from '../../local/runtime/clamd.js';
@@ -14,57 +11,24 @@ import { PROJECT_ROOT } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import { buildSamples, nestedZip, zip } from '../../local/samples.js';
 import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
-import { clamdAddressEnvironment, type WorkerConfig } from '../../scanner-image/src/config.js';
+import { clamdAddressEnvironment } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
-import { type RunningWorker, startWorker, type WorkerTuning } from '../../scanner-image/src/worker.js';
-import { REGION, startClamdProxy, startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
+import { type RunningWorker, startWorker } from '../../scanner-image/src/worker.js';
+import {
+  FAST_TUNING as FAST,
+  REGION,
+  type RecordedCall,
+  recordCalls,
+  startClamdProxy,
+  startHarness,
+  type WorkerHarness,
+  workerClients,
+  workerConfig,
+} from './harness.js';
 
 jest.setTimeout(120_000);
 
 const MiB = 1024 * 1024;
-const FAST: Partial<WorkerTuning> = { pollWaitSeconds: 1, scanBackoffMs: 100, metricsFlushIntervalMs: 3_600_000 };
-
-interface RecordedCall {
-  readonly command: string;
-  readonly key?: string;
-}
-
-/** Records every command a client sends (name and object key), for "no GetObject was issued" checks. */
-function recordCalls(client: S3Client | SFNClient): RecordedCall[] {
-  const calls: RecordedCall[] = [];
-  const middleware: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
-    const input = args.input as { Key?: string };
-    calls.push({ command: context.commandName ?? '', ...(input.Key ? { key: input.Key } : {}) });
-    return next(args);
-  };
-  (client.middlewareStack as MiddlewareStack<object, MetadataBearer>).add(middleware, {
-    step: 'initialize',
-    name: 'recordCalls',
-  });
-  return calls;
-}
-
-function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
-  return {
-    queueUrl: h.queueUrl,
-    clamd: h.clamd.address,
-    concurrency: 4,
-    maxObjectBytes: TEST_MAX_OBJECT_BYTES,
-    heartbeatIntervalMs: 20_000,
-    metrics: { enabled: true, namespace: 'ScanflowWorkerTest', dimensions: [{ Name: 'Suite', Value: 'worker' }] },
-    shutdownGraceMs: 20_000,
-    ...overrides,
-  };
-}
-
-function workerClients(h: WorkerHarness) {
-  const options = { endpoint: h.moto.endpoint, region: REGION };
-  return {
-    s3: createS3Client({ ...options, forcePathStyle: true }),
-    sqs: createSqsClient(options),
-    sfn: createSfnClient(options),
-  };
-}
 
 describe('scanner worker against clamd and the local AWS emulator', () => {
   let h: WorkerHarness;
