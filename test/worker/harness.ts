@@ -66,11 +66,16 @@ export interface WorkerHarness {
   stop(): Promise<void>;
 }
 
-/** Worker knobs for tests: short polls and backoffs. */
+/**
+ * Worker knobs for tests: short polls and backoffs, and a short wait for a clamd that does not answer
+ * (tests of a clamd coming back set their own, longer one).
+ */
 export const FAST_TUNING: Partial<WorkerTuning> = {
   pollWaitSeconds: 1,
   scanBackoffMs: 100,
   metricsFlushIntervalMs: 3_600_000,
+  clamdRetryIntervalMs: 100,
+  clamdOutageWaitMs: 1_000,
 };
 
 export function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
