@@ -61,8 +61,8 @@ export function createClamdHealth(options: ClamdHealthOptions): ClamdHealth {
   let closed = false;
   /** Ends the monitor's wait between PINGs early (a failure report, close). */
   let wake = new AbortController();
-  /** Ends a PING's timeout at close, so a hung clamd does not keep the process alive after the worker stopped. */
-  const closing = new AbortController();
+  /** The PING timeout running now; close() ends it, so a hung clamd does not keep the process alive. */
+  let pingTimeout: AbortController | undefined;
   const waiters = new Set<Waiter>();
 
   const notify = (change: ClamdHealthChange): void => {
@@ -75,15 +75,14 @@ export function createClamdHealth(options: ClamdHealthOptions): ClamdHealth {
 
   const ping = async (): Promise<void> => {
     const timeout = new AbortController();
+    pingTimeout = timeout;
     const pinged = options.ping();
     try {
       await Promise.race([
         pinged,
-        sleep(options.pingTimeoutMs, undefined, { signal: AbortSignal.any([timeout.signal, closing.signal]) }).then(
-          () => {
-            throw new Error(`clamd did not answer PING within ${options.pingTimeoutMs} ms`);
-          },
-        ),
+        sleep(options.pingTimeoutMs, undefined, { signal: timeout.signal }).then(() => {
+          throw new Error(`clamd did not answer PING within ${options.pingTimeoutMs} ms`);
+        }),
       ]);
     } finally {
       timeout.abort();
@@ -169,7 +168,7 @@ export function createClamdHealth(options: ClamdHealthOptions): ClamdHealth {
       if (closed) return;
       closed = true;
       wake.abort();
-      closing.abort();
+      pingTimeout?.abort();
       for (const waiter of waiters) waiter.reject(new ClamdHealthClosedError());
       waiters.clear();
     },
