@@ -190,10 +190,12 @@ export async function startWorker(
    */
   const clamdReady = async (signal: AbortSignal): Promise<void> => {
     if (health.state() === 'up') return;
+    // Not AbortSignal.timeout(): inside AbortSignal.any() it can be garbage-collected before it fires
+    // (nodejs/node#57736; seen here as a 2 s wait that was still waiting after 60 s). The timer holds this one.
+    const waitOver = new AbortController();
+    const timer = setTimeout(() => waitOver.abort(), tuning.clamdOutageWaitMs);
     try {
-      await health.whenUp(
-        AbortSignal.any([signal, stopRequested.signal, AbortSignal.timeout(tuning.clamdOutageWaitMs)]),
-      );
+      await health.whenUp(AbortSignal.any([signal, stopRequested.signal, waitOver.signal]));
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       throw new ScannerUnavailableError(
@@ -202,6 +204,8 @@ export async function startWorker(
           : `clamd did not answer PING for ${tuning.clamdOutageWaitMs} ms`,
         { cause: error },
       );
+    } finally {
+      clearTimeout(timer);
     }
   };
 
