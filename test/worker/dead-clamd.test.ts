@@ -35,9 +35,6 @@ function capturingLogger(): Logger & { entries: LogEntry[]; find(message: string
     (level: string) =>
     (message: string, fields: LogFields = {}) => {
       entries.push({ level, message, fields, at: Date.now() });
-      process.stderr.write(
-        `${Date.now()} ${level} ${message} ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.message : v))}\n`,
-      );
     };
   return {
     entries,
@@ -48,9 +45,29 @@ function capturingLogger(): Logger & { entries: LogEntry[]; find(message: string
   };
 }
 
-/** The worker's summary line of the job for `key`. */
-function jobDone(log: { entries: LogEntry[] }, key: string): LogFields | undefined {
-  return log.entries.find((e) => e.message === 'job done' && e.fields.key === key)?.fields;
+const errorsAsText = (_key: string, value: unknown): unknown =>
+  value instanceof Error ? `${value.name}: ${value.message}` : value;
+
+/** The execution's end; if it does not come, the worker's log says why (it is captured, not printed). */
+async function endOf(h: WorkerHarness, executionArn: string, log: { entries: LogEntry[] }) {
+  try {
+    return await h.waitForEnd(executionArn);
+  } catch (error) {
+    const lines = log.entries.map(
+      (e) => `${new Date(e.at).toISOString()} ${e.level} ${e.message} ${JSON.stringify(e.fields, errorsAsText)}`,
+    );
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\nworker log:\n${lines.join('\n')}`);
+  }
+}
+
+/**
+ * The worker's summary line of the job for `key`. Waited for: the worker writes it after DeleteMessage,
+ * which comes after the task token completion that ended the execution.
+ */
+async function jobDone(log: { entries: LogEntry[] }, key: string): Promise<LogFields | undefined> {
+  const line = () => log.entries.find((e) => e.message === 'job done' && e.fields.key === key);
+  await waitFor(`the worker's "job done" line for ${key}`, async () => line() !== undefined, 20_000, 20);
+  return line()?.fields;
 }
 
 /** The real clamd client on `address`, counting PINGs: proof that the worker kept checking while it held off. */
@@ -166,7 +183,7 @@ describe('worker with a clamd that dies and comes back', () => {
 
     await h.clamd.restart();
     const [inFlightEnd, cleanEnd, infectedEnd] = await Promise.all(
-      [inFlightRun, clean, infected].map((arn) => h.waitForEnd(arn)),
+      [inFlightRun, clean, infected].map((arn) => endOf(h, arn, log)),
     );
 
     // Never Clean: clamd saw only part of it before it died.
@@ -174,7 +191,7 @@ describe('worker with a clamd that dies and comes back', () => {
     // The job waited for clamd (same receipt, no redelivery) and its next try scanned the whole object.
     expect(inFlightEnd).toMatchObject({ status: 'SUCCEEDED', output: { verdict: 'Infected', bytesScanned: 2 * MiB } });
     expect(inFlightEnd?.output?.signature).toContain('Scanflow.Test.TailMarker');
-    expect(jobDone(log, inFlight.key)).toMatchObject({
+    expect(await jobDone(log, inFlight.key)).toMatchObject({
       verdict: 'Infected',
       receiveCount: '1',
     });
@@ -196,11 +213,11 @@ describe('worker with a clamd that dies and comes back', () => {
     await killClamd();
     const killedAt = Date.now();
 
-    const end = await h.waitForEnd(run);
+    const end = await endOf(h, run, log);
     expect(end.output?.verdict).not.toBe('Clean');
     expect(end).toMatchObject({ status: 'FAILED', error: 'ScannerUnavailableError' });
     // The local engine does not report a failure's cause; the worker's log line has it.
-    expect(jobDone(log, 'dead/stays-down.bin')).toMatchObject({
+    expect(await jobDone(log, 'dead/stays-down.bin')).toMatchObject({
       error: 'ScannerUnavailableError',
       detail: 'clamd did not answer PING for 2000 ms',
       receiveCount: '1',
@@ -223,9 +240,9 @@ describe('worker with a clamd that dies and comes back', () => {
     worker = undefined;
     // Well inside the 20 s shutdown grace: the job was completed, not abandoned to redelivery at the deadline.
     expect(Date.now() - stopping).toBeLessThan(10_000);
-    const end = await h.waitForEnd(run);
+    const end = await endOf(h, run, log);
     expect(end).toMatchObject({ status: 'FAILED', error: 'ScannerUnavailableError' });
-    expect(jobDone(log, 'dead/stop-while-down.bin')).toMatchObject({
+    expect(await jobDone(log, 'dead/stop-while-down.bin')).toMatchObject({
       error: 'ScannerUnavailableError',
       detail: 'the worker is stopping and clamd does not answer PING',
     });
