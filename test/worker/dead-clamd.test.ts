@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { waitFor } from '../../local/runtime/processes.js';
@@ -20,6 +22,15 @@ import {
 jest.setTimeout(120_000);
 
 const MiB = 1024 * 1024;
+
+/**
+ * A full garbage collection on demand, without starting jest with --expose-gc: a wait bounded by a signal
+ * that a GC can collect (AbortSignal.timeout inside AbortSignal.any, nodejs/node#57736) then never ends.
+ */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 interface LogEntry {
   readonly level: string;
@@ -213,7 +224,9 @@ describe('worker with a clamd that dies and comes back', () => {
     await killClamd();
     const killedAt = Date.now();
 
-    const end = await endOf(h, run, log);
+    // The job waits for clamd, bounded by clamdOutageWaitMs; that bound must survive garbage collection.
+    const collecting = setInterval(collectGarbage, 200);
+    const end = await endOf(h, run, log).finally(() => clearInterval(collecting));
     expect(end.output?.verdict).not.toBe('Clean');
     expect(end).toMatchObject({ status: 'FAILED', error: 'ScannerUnavailableError' });
     // The local engine does not report a failure's cause; the worker's log line has it.
