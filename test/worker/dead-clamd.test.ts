@@ -218,8 +218,8 @@ describe('worker with a clamd that dies and comes back', () => {
 
   test('down for longer than the wait: the scan in flight fails with ScannerUnavailableError after waiting, never Clean', async () => {
     const { machine, log } = await setUp('stays-down', { clamdOutageWaitMs: 2_000 });
-    const run = await h.startScan(await h.put('dead/stays-down.bin', tailMarked(2 * MiB)), machine);
     const scansBefore = slow.scans();
+    const run = await h.startScan(await h.put('dead/stays-down.bin', tailMarked(2 * MiB)), machine);
     await waitFor('the scan to reach clamd', async () => slow.scans() > scansBefore, 30_000, 20);
     await killClamd();
     const killedAt = Date.now();
@@ -242,8 +242,8 @@ describe('worker with a clamd that dies and comes back', () => {
 
   test('stopped while clamd is down (the entrypoint stops the worker when clamd exits): the waiting job fails with ScannerUnavailableError at once', async () => {
     const { machine, log } = await setUp('stop-while-down', { clamdOutageWaitMs: 60_000 });
-    const run = await h.startScan(await h.put('dead/stop-while-down.bin', tailMarked(2 * MiB)), machine);
     const scansBefore = slow.scans();
+    const run = await h.startScan(await h.put('dead/stop-while-down.bin', tailMarked(2 * MiB)), machine);
     await waitFor('the scan to reach clamd', async () => slow.scans() > scansBefore, 30_000, 20);
     await killClamd();
     await waitFor('the worker to notice clamd is down', async () => log.find('clamd down') !== undefined, 20_000, 20);
