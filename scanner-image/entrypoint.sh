@@ -1,10 +1,17 @@
-#!/bin/sh
-# Starts clamd and the freshclam refresh loop, then the worker. SIGTERM goes to the worker first: it stops
-# polling and finishes its in-flight scans (which still need clamd); clamd and freshclam stop after it.
+#!/bin/bash
+# Starts clamd and the freshclam refresh loop, then the worker, and keeps the task alive only while both
+# clamd and the worker run: when either exits, the task exits so ECS replaces it. SIGTERM goes to the worker
+# first: it stops polling and finishes its in-flight scans (which still need clamd); clamd and freshclam stop
+# after it.
+#
+# bash, not sh: noticing whichever of clamd and the worker exits first needs `wait -n` (bash 5.1+ for the
+# PID list and -p; the clamav/clamav-debian base has bash 5.2). POSIX sh can wait for one named process or
+# for all of them, so it could only notice a dead clamd by polling it.
 set -eu
 
 DB_DIR=/var/lib/clamav
-FRESHCLAM_CONF=/tmp/freshclam.conf
+# TMPDIR is unset in the image (so /tmp); a test running this script with stub programs points it elsewhere.
+FRESHCLAM_CONF=${TMPDIR:-/tmp}/freshclam.conf
 
 # Official mirror by default; FRESHCLAM_MIRROR_URL points at a private mirror (e.g. an S3/CloudFront cvdupdate copy).
 {
@@ -38,6 +45,8 @@ node /opt/scanflow/worker.cjs &
 worker_pid=$!
 
 stop() {
+  # Already shutting down: a second TERM must not reach the worker, which treats it as "exit now".
+  trap '' TERM INT
   kill -TERM "$worker_pid" 2>/dev/null || true
   wait "$worker_pid" || true
   kill -TERM "$freshclam_pid" "$clamd_pid" 2>/dev/null || true
@@ -46,9 +55,26 @@ stop() {
 }
 trap stop TERM INT
 
-# If the worker exits on its own, the task is unhealthy: exit with its status so ECS replaces the task.
+# freshclam is not waited for: without it signatures age, but scans stay correct.
 set +e
-wait "$worker_pid"
+exited=
+wait -n -p exited "$clamd_pid" "$worker_pid"
 status=$?
+trap '' TERM INT
+
+if [ "$exited" = "$clamd_pid" ]; then
+  # clamd is gone (a crash, ExitOnOOM): every scan on this task would fail until ECS's health check noticed.
+  # Stop the worker now: it fails the scans it holds with ScannerUnavailableError, which the state machine
+  # retries on another task. Exit non-zero (even if clamd exited 0) so ECS replaces the task.
+  echo "scanflow-entrypoint: clamd exited with status $status; stopping the worker" >&2
+  kill -TERM "$worker_pid" 2>/dev/null
+  wait "$worker_pid"
+  kill -TERM "$freshclam_pid" 2>/dev/null
+  if [ "$status" -eq 0 ]; then status=1; fi
+  exit "$status"
+fi
+
+# The worker exited on its own: the task is unhealthy. Exit with its status so ECS replaces the task.
+echo "scanflow-entrypoint: worker exited with status $status; stopping clamd" >&2
 kill -TERM "$freshclam_pid" "$clamd_pid" 2>/dev/null
 exit "$status"

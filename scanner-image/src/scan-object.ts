@@ -56,6 +56,12 @@ export interface ScanObjectOptions {
   readonly signal?: AbortSignal;
   /** Defaults to GATE_LIMITS. */
   readonly gateLimits?: GateLimits;
+  /**
+   * Awaited before each download+scan try: the worker's clamd health gate holds a try while clamd does not
+   * answer PING (instead of spending the tries on a dead clamd) and throws ScannerUnavailableError when it
+   * gives up waiting. What it throws ends the scan.
+   */
+  readonly scannerReady?: () => Promise<void>;
 }
 
 export interface ScanOutcome {
@@ -123,6 +129,7 @@ export async function scanObject(
   let lastFailedSide: 'scanner' | 'read' = 'scanner';
   for (let attempt = 1; attempt <= options.attempts; attempt += 1) {
     if (attempt > 1) await sleep(options.backoffMs * 2 ** (attempt - 2), options.signal);
+    await options.scannerReady?.();
     try {
       const scanned = await downloadAndScan(
         object,

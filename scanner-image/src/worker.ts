@@ -28,7 +28,8 @@ import {
   taskTokenOf,
 } from '../../functions/commons/scan-job.js';
 import { reasonOf, signatureOf, type Verdict, type VerdictName, verdictTags } from '../../functions/commons/verdict.js';
-import { type ClamdScanner, createClamdScanner } from './clamd-client.js';
+import { type ClamdScanner, ClamdUnavailableError, createClamdScanner } from './clamd-client.js';
+import { createClamdHealth } from './clamd-health.js';
 import { type ClamdVersion, parseClamdVersion } from './clamd-reply.js';
 import type { WorkerConfig } from './config.js';
 import { jsonLogger, type Logger } from './log.js';
@@ -58,6 +59,18 @@ export interface WorkerTuning {
   readonly versionTtlMs: number;
   /** How long to wait for clamd to answer PING at start (it may still be loading signatures). */
   readonly clamdStartTimeoutMs: number;
+  /** While clamd answers: PING it this often anyway, so an idle worker stops taking jobs for a clamd that is gone. */
+  readonly clamdCheckIntervalMs: number;
+  /** While clamd does not answer: PING it this often; polling resumes on the first answer. */
+  readonly clamdRetryIntervalMs: number;
+  /** A PING unanswered for this long failed (a hung clamd can accept connections and never reply). */
+  readonly clamdPingTimeoutMs: number;
+  /**
+   * How long a job already received waits for clamd to answer again before it fails with
+   * ScannerUnavailableError (which the state machine retries, likely on another task). Covers a clamd
+   * restart with signature load (20-40 s); heartbeats keep the task alive meanwhile.
+   */
+  readonly clamdOutageWaitMs: number;
 }
 
 export const DEFAULT_TUNING: WorkerTuning = {
@@ -68,6 +81,10 @@ export const DEFAULT_TUNING: WorkerTuning = {
   metricsFlushIntervalMs: 60_000,
   versionTtlMs: 60_000,
   clamdStartTimeoutMs: 120_000,
+  clamdCheckIntervalMs: 30_000,
+  clamdRetryIntervalMs: 1_000,
+  clamdPingTimeoutMs: 5_000,
+  clamdOutageWaitMs: 60_000,
 };
 
 export interface RunningWorker {
@@ -121,23 +138,88 @@ export async function startWorker(
     databaseVersion: version.value.databaseVersion,
   });
 
+  const running = new Set<Promise<void>>();
+  /** Aborted when the shutdown grace runs out: in-flight jobs give up without completing their tokens. */
+  const hardStop = new AbortController();
+  /** Aborted when stop() begins: ends the poll loop's waits, and a job's wait for a clamd that does not answer. */
+  const stopRequested = new AbortController();
+  let stopping = false;
+  let slotFreed: (() => void) | undefined;
+
+  // While clamd does not answer PING the worker takes no jobs: they stay in the queue for other tasks (or
+  // for this one once clamd is back) instead of each failing three times in a few seconds. A long poll
+  // already out is left to finish: aborting it does not stop the server from handing its messages to the
+  // closed connection (measured with moto; SQS promises nothing better), which hides them for the
+  // visibility timeout. What it returns waits in clamdReady like any job in flight.
+  const health = createClamdHealth({
+    ping: () => scanner.ping(),
+    checkIntervalMs: tuning.clamdCheckIntervalMs,
+    retryIntervalMs: tuning.clamdRetryIntervalMs,
+    pingTimeoutMs: tuning.clamdPingTimeoutMs,
+    onChange: (change) => {
+      if (change.state === 'down') {
+        log.warn('clamd down', {
+          detail: 'taking no jobs until clamd answers PING',
+          error: change.error,
+          inFlight: running.size,
+        });
+      } else {
+        log.info('clamd up', { detail: 'taking jobs again', downMs: change.downMs });
+      }
+    },
+  });
+
+  /** The scanner as jobs use it: a scan failing the way a dead clamd fails makes the gate PING clamd now. */
+  const gatedScanner: ClamdScanner = {
+    async scan(body, signal) {
+      try {
+        return await scanner.scan(body, signal);
+      } catch (error) {
+        if (error instanceof ClamdUnavailableError && !signal?.aborted) health.reportFailure();
+        throw error;
+      }
+    },
+    version: () => scanner.version(),
+    ping: () => scanner.ping(),
+  };
+
+  /**
+   * Before each scan try: holds it while clamd does not answer, for at most clamdOutageWaitMs. Gives up at
+   * once when the worker is stopping (the entrypoint stops it when clamd exited): the job then fails with
+   * ScannerUnavailableError, which the state machine retries, rather than be abandoned at the grace deadline.
+   */
+  const clamdReady = async (signal: AbortSignal): Promise<void> => {
+    if (health.state() === 'up') return;
+    // Not AbortSignal.timeout(): inside AbortSignal.any() it can be garbage-collected before it fires
+    // (nodejs/node#57736; seen here as a 2 s wait that was still waiting after 60 s). The timer holds this one.
+    const waitOver = new AbortController();
+    const timer = setTimeout(() => waitOver.abort(), tuning.clamdOutageWaitMs);
+    try {
+      await health.whenUp(AbortSignal.any([signal, stopRequested.signal, waitOver.signal]));
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      throw new ScannerUnavailableError(
+        stopRequested.signal.aborted
+          ? 'the worker is stopping and clamd does not answer PING'
+          : `clamd did not answer PING for ${tuning.clamdOutageWaitMs} ms`,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   const clamdVersion = async (): Promise<ClamdVersion> => {
     if (Date.now() - version.at > tuning.versionTtlMs) {
       try {
         version = { value: parseClamdVersion(await scanner.version()), at: Date.now() };
       } catch (error) {
+        if (error instanceof ClamdUnavailableError) health.reportFailure();
         log.warn('clamd VERSION failed; keeping the last known version', { error });
       }
     }
     return version.value;
   };
-
-  const running = new Set<Promise<void>>();
-  /** Aborted when the shutdown grace runs out: in-flight jobs give up without completing their tokens. */
-  const hardStop = new AbortController();
-  const pollAbort = new AbortController();
-  let stopping = false;
-  let slotFreed: (() => void) | undefined;
 
   const handleMessage = async (message: Message): Promise<void> => {
     const started = Date.now();
@@ -210,12 +292,13 @@ export async function startWorker(
     try {
       const outcome = await scanObject(
         job,
-        { s3, scanner },
+        { s3, scanner: gatedScanner },
         {
           maxObjectBytes: config.maxObjectBytes,
           attempts: tuning.scanAttempts,
           backoffMs: tuning.scanBackoffMs,
           signal,
+          scannerReady: () => clamdReady(signal),
         },
       );
       const result = buildScanResult(
@@ -269,6 +352,10 @@ export async function startWorker(
         });
         continue;
       }
+      if (health.state() !== 'up') {
+        await health.whenUp(stopRequested.signal).catch(() => undefined);
+        continue;
+      }
       let messages: Message[] = [];
       try {
         const response = await sqs.send(
@@ -278,7 +365,7 @@ export async function startWorker(
             WaitTimeSeconds: tuning.pollWaitSeconds,
             MessageSystemAttributeNames: ['ApproximateReceiveCount'],
           }),
-          { abortSignal: pollAbort.signal },
+          { abortSignal: stopRequested.signal },
         );
         messages = response.Messages ?? [];
         failures = 0;
@@ -313,7 +400,7 @@ export async function startWorker(
     stop() {
       stopped ??= (async () => {
         stopping = true;
-        pollAbort.abort();
+        stopRequested.abort();
         slotFreed?.();
         await loop;
         log.info('worker stopping', { inFlight: running.size, graceMs: config.shutdownGraceMs });
@@ -329,6 +416,7 @@ export async function startWorker(
           hardStop.abort(new Error('shutdown grace over'));
           await Promise.allSettled([...running]);
         }
+        health.close();
         await metrics.close();
         log.info('worker stopped');
       })();

@@ -175,6 +175,22 @@ describe('scanObject', () => {
     await expect(scanning).rejects.toThrow(/no verdict after 3 attempts: ECONNREFUSED/);
   });
 
+  it('asks scannerReady before every try, and what it throws ends the scan without another download', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(10) }));
+    const scanner = fakeScanner([() => new ClamdUnavailableError('ECONNRESET')]);
+    let asked = 0;
+    const scannerReady = async (): Promise<void> => {
+      asked += 1;
+      if (asked > 1) throw new ScannerUnavailableError('clamd did not answer PING for 60000 ms');
+    };
+    const scanning = scanObject({ object }, { s3: client, scanner }, { ...options, scannerReady });
+    await expect(scanning).rejects.toThrow(new ScannerUnavailableError('clamd did not answer PING for 60000 ms'));
+    expect(asked).toBe(2);
+    expect(scanner.scans).toBe(1);
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(1);
+  });
+
   it('gives up with ObjectReadError when S3 keeps failing the download', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
     s3.on(GetObjectCommand).rejects(s3Error('SlowDown', 503));

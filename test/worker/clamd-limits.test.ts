@@ -13,6 +13,7 @@ import { mapClamdReply } from '../../scanner-image/src/clamd-reply.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
 import { startWorker } from '../../scanner-image/src/worker.js';
 import {
+  FAST_TUNING,
   startClamdProxy,
   startHarness,
   TEST_CLAMD_LIMITS,
@@ -24,7 +25,6 @@ import {
 jest.setTimeout(180_000);
 
 const MiB = 1024 * 1024;
-const FAST = { pollWaitSeconds: 1, scanBackoffMs: 100, metricsFlushIntervalMs: 3_600_000 };
 const NO_METRICS = { enabled: false, namespace: 'x', dimensions: [] };
 
 /** `<p>` lines of text up to about `size` bytes, then `marker` in the last paragraph. */
@@ -83,7 +83,7 @@ describe('clamd limits through the worker', () => {
       clamd: options.clamd,
       metrics: NO_METRICS,
     });
-    const worker = await startWorker(config, { ...workerClients(h), log: silentLogger }, FAST);
+    const worker = await startWorker(config, { ...workerClients(h), log: silentLogger }, FAST_TUNING);
     try {
       return await h.waitForEnd(await h.startScan(object, machine), 150_000);
     } finally {

@@ -11,6 +11,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smithy/types';
 import {
   createCloudWatchClient,
   createS3Client,
@@ -23,6 +24,7 @@ import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import type { SampleBody } from '../../local/samples.js';
 import type { ClamdAddress, WorkerConfig } from '../../scanner-image/src/config.js';
+import type { WorkerTuning } from '../../scanner-image/src/worker.js';
 
 export const REGION = 'us-east-1';
 const MiB = 1024 * 1024;
@@ -64,6 +66,18 @@ export interface WorkerHarness {
   stop(): Promise<void>;
 }
 
+/**
+ * Worker knobs for tests: short polls and backoffs, and a short wait for a clamd that does not answer
+ * (tests of a clamd coming back set their own, longer one).
+ */
+export const FAST_TUNING: Partial<WorkerTuning> = {
+  pollWaitSeconds: 1,
+  scanBackoffMs: 100,
+  metricsFlushIntervalMs: 3_600_000,
+  clamdRetryIntervalMs: 100,
+  clamdOutageWaitMs: 1_000,
+};
+
 /** A worker configuration on the harness's queue and clamd; tests override what they exercise. */
 export function workerConfig(h: WorkerHarness, overrides: Partial<WorkerConfig> = {}): WorkerConfig {
   return {
@@ -86,6 +100,42 @@ export function workerClients(h: WorkerHarness) {
     sqs: createSqsClient(options),
     sfn: createSfnClient(options),
   };
+}
+
+export interface RecordedCall {
+  readonly command: string;
+  readonly key?: string;
+  /** When the client was asked to send it (Date.now()). */
+  readonly at: number;
+  /** When its answer (or failure) came back; unset while it is out (e.g. a long poll). */
+  readonly settledAt?: number;
+}
+
+/**
+ * Records every command a client sends (name, object key, times), for "no GetObject was issued" and
+ * "no ReceiveMessage while clamd was down" checks.
+ */
+export function recordCalls(client: S3Client | SFNClient | SQSClient): RecordedCall[] {
+  const calls: RecordedCall[] = [];
+  const middleware: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
+    const input = args.input as { Key?: string };
+    const call: { -readonly [K in keyof RecordedCall]: RecordedCall[K] } = {
+      command: context.commandName ?? '',
+      ...(input.Key ? { key: input.Key } : {}),
+      at: Date.now(),
+    };
+    calls.push(call);
+    try {
+      return await next(args);
+    } finally {
+      call.settledAt = Date.now();
+    }
+  };
+  (client.middlewareStack as MiddlewareStack<object, MetadataBearer>).add(middleware, {
+    step: 'initialize',
+    name: 'recordCalls',
+  });
+  return calls;
 }
 
 let sequence = 0;

@@ -3,11 +3,9 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { SFNClient } from '@aws-sdk/client-sfn';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import type { InitializeMiddleware, MetadataBearer, MiddlewareStack } from '@smithy/types';
 import { scanResultSchema } from '../../functions/commons/scan-job.js';
 import { verdictTags } from '../../functions/commons/verdict.js';
 import {
@@ -26,10 +24,13 @@ import { buildSamples, nestedZip, zip } from '../../local/samples.js';
 import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
 import { clamdAddressEnvironment } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
-import { type RunningWorker, startWorker, type WorkerTuning } from '../../scanner-image/src/worker.js';
+import { type RunningWorker, startWorker } from '../../scanner-image/src/worker.js';
 import {
   clamdInstream,
+  FAST_TUNING as FAST,
   REGION,
+  type RecordedCall,
+  recordCalls,
   startClamdProxy,
   startHarness,
   type WorkerHarness,
@@ -61,27 +62,6 @@ const HIDDEN_EICAR: ReadonlyArray<{ readonly key: string; readonly body: Buffer 
   // An inner zip, stored, whose member is LZMA.
   { key: 'gate/nested-lzma.zip', body: rawZip([storedEntry('inner.zip', rawZip([lzmaEntry('eicar.com', EICAR)]))]) },
 ];
-const FAST: Partial<WorkerTuning> = { pollWaitSeconds: 1, scanBackoffMs: 100, metricsFlushIntervalMs: 3_600_000 };
-
-interface RecordedCall {
-  readonly command: string;
-  readonly key?: string;
-}
-
-/** Records every command a client sends (name and object key), for "no GetObject was issued" checks. */
-function recordCalls(client: S3Client | SFNClient): RecordedCall[] {
-  const calls: RecordedCall[] = [];
-  const middleware: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
-    const input = args.input as { Key?: string };
-    calls.push({ command: context.commandName ?? '', ...(input.Key ? { key: input.Key } : {}) });
-    return next(args);
-  };
-  (client.middlewareStack as MiddlewareStack<object, MetadataBearer>).add(middleware, {
-    step: 'initialize',
-    name: 'recordCalls',
-  });
-  return calls;
-}
 
 describe('scanner worker against clamd and the local AWS emulator', () => {
   let h: WorkerHarness;
@@ -281,7 +261,7 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
       const started = Date.now();
       const end = await h.waitForEnd(await h.startScan(await h.put('doomed/file.txt', 'no scanner'), machine));
       expect(end).toMatchObject({ status: 'FAILED', error: 'ScannerUnavailableError' });
-      // Three tries with 100 ms then 200 ms backoff happened before giving up.
+      // The first try failed, then the job waited (FAST: clamdOutageWaitMs 1 s) for clamd before giving up.
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     } finally {
       await doomedWorker.stop();
