@@ -37,6 +37,7 @@ export const GATE_LIMITS: GateLimits = {
   maxNestedInflateBytes: 16 * 1024 * 1024,
   maxStreamInflateBytes: CLAMAV_MAX_FILE_BYTES,
   maxLocalHeaderReads: 1000,
+  maxJudgedMembers: 10_000,
 };
 /** Twice clamd's MaxFiles: a zip with more members is reported by clamd before the gate runs. */
 const LOCAL_HEADERS_KEPT = 20_000;
@@ -260,7 +261,8 @@ async function downloadAndScan(
 }
 
 /**
- * Sits between GetObject and clamd: keeps the first HEAD_BYTES, notes zip local headers, and opens gzip
+ * Sits between GetObject and clamd: keeps the first HEAD_BYTES, notes zip local headers and the first bytes
+ * of each zip member (LocalHeaderIndex), and opens gzip
  * and tar layers (ContainerStreamInspector) as the bytes go by, so the content gate needs no second
  * download for them. Each chunk is passed on to clamd at once and unchanged; the tap takes the next one
  * only when the inspector has caught up with this one, which is how a slower inspection slows the
@@ -288,13 +290,16 @@ class ContentTap extends Transform {
     this.localHeaders.push(chunk);
     this.sweep.push(chunk);
     this.push(chunk);
-    // Never rejects: what the inspector finds (or its own failure) is read from `streamed`.
-    void this.inspector.write(chunk).then(() => callback());
+    // Neither rejects: what the inspector finds (or its own failure) is read from `streamed`, and a member
+    // head the index could not classify is read back by the gate. Waiting for both is the backpressure.
+    void Promise.all([this.inspector.write(chunk), this.localHeaders.settled()]).then(() => callback());
   }
 
   override _flush(callback: TransformCallback): void {
     // The end goes to clamd now; the inspector finishes (the last of the gunzip) alongside clamd's scan.
     void this.streamed;
+    // The last member being captured is judged with what it got.
+    this.localHeaders.end();
     callback();
   }
 

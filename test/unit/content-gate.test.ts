@@ -39,6 +39,7 @@ const limits: GateLimits = {
   maxNestedInflateBytes: 1024 * 1024,
   maxStreamInflateBytes: CLAMAV_MAX_FILE_BYTES,
   maxLocalHeaderReads: 100,
+  maxJudgedMembers: 10_000,
 };
 
 /** A reader over `content` that counts its reads, like the worker's ranged GetObject calls. */
