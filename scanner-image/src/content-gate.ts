@@ -522,8 +522,8 @@ export class LocalHeaderIndex {
       if (capture.method === 0) {
         // A stored member with a data descriptor ends where the next header starts (less its descriptor).
         this.capture = undefined;
-        const bytes = Math.min(capture.bytes, offset - capture.dataStart);
-        this.finish(capture, storedHead(withoutDataDescriptor(capture.collected(bytes))), bytes);
+        const member = withoutDataDescriptor(capture.collected(Math.min(capture.bytes, offset - capture.dataStart)));
+        this.finish(capture, storedHead(member), member.length);
       } else {
         if (capture.decisions >= MAX_CAPTURE_DECISIONS) return;
         capture.decisions += 1;
@@ -560,7 +560,10 @@ export class LocalHeaderIndex {
     }
     const all = capture.bytes >= capture.limit;
     if (!all && capture.bytes < capture.nextAttempt) return;
-    const inflated = inflateHead(capture.collected(), capture.knownSize !== undefined && all);
+    const inflated = inflateHead(
+      capture.collected(),
+      capture.knownSize !== undefined && capture.bytes >= capture.knownSize,
+    );
     if (!all && inflated !== 'corrupt' && !inflated.ended && inflated.head.length < HEAD_BYTES) {
       capture.nextAttempt *= 2;
       return;
