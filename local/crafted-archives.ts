@@ -35,6 +35,11 @@ export interface RawZipEntry {
    * so in the local header only, as Python's zipfile does for a member it was told might exceed 2 GiB.
    */
   readonly zip64?: boolean | 'local';
+  /**
+   * Write the sizes and CRC in a data descriptor after the data (flag bit 3, zeros in the local header), as
+   * streaming writers do: Java's ZipOutputStream for deflated entries, Go's archive/zip for every entry.
+   */
+  readonly dataDescriptor?: boolean;
 }
 
 export interface RawZipOptions {
@@ -52,9 +57,10 @@ export function rawZip(entries: readonly RawZipEntry[], options: RawZipOptions =
   let offset = prefix.length;
   for (const entry of entries) {
     const local = localHeader(entry, entry.payload.length);
-    locals.push(local, entry.payload);
+    const descriptor = entry.dataDescriptor ? dataDescriptor(entry) : Buffer.alloc(0);
+    locals.push(local, entry.payload, descriptor);
     centrals.push(centralHeader(entry, entry.payload.length, offset));
-    offset += local.length + entry.payload.length;
+    offset += local.length + entry.payload.length + descriptor.length;
   }
   const directory = Buffer.concat(centrals);
   return Buffer.concat([
@@ -63,6 +69,16 @@ export function rawZip(entries: readonly RawZipEntry[], options: RawZipOptions =
     directory,
     endOfDirectory(entries.length, directory.length, offset, options.zip64Directory ?? false),
   ]);
+}
+
+/** The data descriptor with its optional signature: CRC-32, compressed and uncompressed size. */
+function dataDescriptor(entry: RawZipEntry): Buffer {
+  const descriptor = Buffer.alloc(16);
+  descriptor.writeUInt32LE(0x08074b50, 0);
+  descriptor.writeUInt32LE(entry.crc32 >>> 0, 4);
+  descriptor.writeUInt32LE(entry.payload.length, 8);
+  descriptor.writeUInt32LE(entry.uncompressedSize, 12);
+  return descriptor;
 }
 
 function versionNeeded(entry: RawZipEntry): number {
@@ -76,13 +92,14 @@ function localHeader(entry: RawZipEntry, csize: number): Buffer {
   const header = Buffer.alloc(30);
   header.writeUInt32LE(0x04034b50, 0);
   header.writeUInt16LE(versionNeeded(entry), 4);
-  header.writeUInt16LE((entry.flags ?? 0) | 0x0800, 6);
+  const descriptor = entry.dataDescriptor === true;
+  header.writeUInt16LE((entry.flags ?? 0) | 0x0800 | (descriptor ? 0x0008 : 0), 6);
   header.writeUInt16LE(entry.method, 8);
   header.writeUInt16LE(DOS_TIME, 10);
   header.writeUInt16LE(DOS_DATE, 12);
-  header.writeUInt32LE(entry.crc32 >>> 0, 14);
-  header.writeUInt32LE(entry.zip64 ? ZIP32_MAX : csize, 18);
-  header.writeUInt32LE(entry.zip64 ? ZIP32_MAX : usize, 22);
+  header.writeUInt32LE(descriptor ? 0 : entry.crc32 >>> 0, 14);
+  header.writeUInt32LE(descriptor ? 0 : entry.zip64 ? ZIP32_MAX : csize, 18);
+  header.writeUInt32LE(descriptor ? 0 : entry.zip64 ? ZIP32_MAX : usize, 22);
   header.writeUInt16LE(name.length, 26);
   header.writeUInt16LE(extra.length, 28);
   return Buffer.concat([header, name, extra]);
@@ -97,7 +114,7 @@ function centralHeader(entry: RawZipEntry, csize: number, offset: number): Buffe
   header.writeUInt32LE(0x02014b50, 0);
   header.writeUInt16LE(0x031e, 4);
   header.writeUInt16LE(versionNeeded(entry), 6);
-  header.writeUInt16LE((entry.flags ?? 0) | 0x0800, 8);
+  header.writeUInt16LE((entry.flags ?? 0) | 0x0800 | (entry.dataDescriptor ? 0x0008 : 0), 8);
   header.writeUInt16LE(entry.method, 10);
   header.writeUInt16LE(DOS_TIME, 12);
   header.writeUInt16LE(DOS_DATE, 14);

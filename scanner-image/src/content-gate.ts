@@ -12,11 +12,21 @@
  * judged by the same type table as a top-level object, and a zip among them by its directory and local
  * headers, held in memory up to maxNestedInflateBytes (a larger one is limits-exceeded).
  *
+ * Every zip member is judged by its content, whatever its name: its first HEAD_BYTES (a stored member's
+ * bytes, a deflated member's inflated from at most MAX_HEAD_INPUT_BYTES of its data) are classified with
+ * the same type table as a whole object, and a member that is a zip is opened and inspected in turn. In
+ * the worker these first bytes are taken as the object streams to clamd (LocalHeaderIndex), so judging
+ * them costs no request; elsewhere they come with the ranged read of the member's local header.
+ *
  * What it does not see (measured OK with clamd 1.4.6 all the same): 7z archives whose coders are BZip2 or
  * Deflate (reading a 7z's coder list needs an LZMA decoder for its packed header); archives inside bzip2,
- * xz, 7z, cab or RAR (those outer layers are not opened), and gzip or tar inside a zip (a zip's archive
- * members are opened only when they are zips); raw deflate and brotli, which have no header to recognise;
- * zip local entries missing from the central directory.
+ * xz, 7z, cab or RAR (those outer layers are not opened); gzip or tar inside a zip (recognised as such by
+ * their first bytes, and passed: ClamAV unpacks them, but what they hold is not opened); the content of
+ * zip members compressed with implode (6), deflate64 (9) or bzip2 (12), which ClamAV decodes and Node
+ * cannot: they pass unjudged, so a zstd stream inside a bzip2 member is not seen (calling every such member
+ * Unscannable would turn ordinary 7-Zip and Windows deflate64 archives into false Unscannables, and
+ * decoding them needs a decoder the worker does not carry); raw deflate and brotli, which have no header
+ * to recognise; zip local entries missing from the central directory.
  *
  * Pure logic over a RangeReader: no AWS types here (scan-object.ts supplies ranged GetObject calls).
  */
@@ -60,6 +70,11 @@ export interface GateLimits {
    * archives, or an index that overflowed). Each one is a request.
    */
   readonly maxLocalHeaderReads: number;
+  /**
+   * Members per zip whose content the gate judges from their first bytes. clamd's MaxFiles (10,000): a zip
+   * with more members than that is reported by clamd itself, so more members here and an OK is not trusted.
+   */
+  readonly maxJudgedMembers: number;
 }
 
 /** How many first bytes the gate wants in `head`: what file-type reads to recognise a type. */
@@ -158,31 +173,11 @@ const ZIP_METHOD_NAMES: Readonly<Record<number, string>> = {
   98: 'PPMd',
 };
 
-/** Archive names file-type has no type of its own for (zip-based packages, compressed tarballs, …). */
-// biome-ignore format: a list of names
-const OTHER_ARCHIVE_EXTENSIONS = [
-  'tgz', 'tbz', 'tbz2', 'txz', 'tzst', 'lzma', 'zlib', 'zstd', 'bz', 'war', 'ear', 'aar', 'ipa', 'whl', 'nupkg',
-  'vsix', 'msix', 'appx', 'zipx', 'msi',
-];
-
-/** Member names that say "archive or compressed file": such members are opened and inspected in turn. */
-const ARCHIVE_NAME = new RegExp(
-  `\\.(${[
-    ...FORMAT_CLASSES.zip,
-    ...FORMAT_CLASSES['clamav-unpacks'],
-    ...FORMAT_CLASSES.unsupported,
-    ...OTHER_ARCHIVE_EXTENSIONS,
-  ]
-    .map((extension) => extension.replace('.', '\\.'))
-    .join('|')})$`,
-  'i',
-);
-
 /**
  * Decides whether content clamd called OK was really scanned. `head` is the object's first bytes (up to
  * HEAD_BYTES; all of it for a smaller object); `reader` reads any other range (only zips need it).
- * `localHeaders`, when given, holds the zip local headers seen while the object streamed past (see
- * LocalHeaderIndex), which saves a ranged read per zip member.
+ * `localHeaders`, when given, holds the zip local headers and the members' first bytes seen while the
+ * object streamed past (see LocalHeaderIndex; end() it first), which saves ranged reads per zip member.
  */
 export async function inspectContent(
   head: Buffer,
@@ -193,6 +188,8 @@ export async function inspectContent(
 ): Promise<GateOutcome> {
   // A small object is entirely in `head`: no reads needed.
   const whole = head.length >= reader.size;
+  // The member heads the index captured are classified asynchronously.
+  if (!whole) await localHeaders?.settled();
   const source = whole ? bufferReader(head.subarray(0, reader.size)) : reader;
   return inspect(head.subarray(0, Math.min(head.length, HEAD_BYTES)), {
     reader: source,
@@ -217,14 +214,32 @@ interface Inspection {
 }
 
 async function inspect(head: Buffer, inspection: Inspection): Promise<GateOutcome> {
+  const content = await classifyHead(head);
+  if (content.kind !== 'container') return content;
+  // gzip and tar at the top level are opened as the object streams (content-gate-stream.ts).
+  return content.container === 'zip' ? inspectZip(content.type, inspection) : SCANNABLE;
+}
+
+/** What content's first bytes say: a container the gate opens, or the gate's outcome for it. */
+type HeadClass =
+  | { readonly kind: 'container'; readonly container: 'zip' | 'gzip' | 'tar'; readonly type: string }
+  | GateOutcome;
+
+/**
+ * Classifies content from its first bytes (up to HEAD_BYTES) with the type table: the same question for a
+ * whole object, a tar or gzip member and a zip member.
+ */
+async function classifyHead(head: Buffer): Promise<HeadClass> {
   if (head.length === 0) return SCANNABLE;
   const detected = await fileTypeFromBuffer(head);
   if (detected === undefined) return inspectUndetected(head);
+  if (detected.ext === 'gz' || detected.ext === 'tar.gz') return { kind: 'container', container: 'gzip', type: 'gzip' };
+  if (detected.ext === 'tar') return { kind: 'container', container: 'tar', type: 'tar' };
 
   const formatClass = CLASS_OF_EXTENSION.get(detected.ext);
   switch (formatClass) {
     case 'zip':
-      return inspectZip(detected.ext, inspection);
+      return { kind: 'container', container: 'zip', type: detected.ext };
     case 'clamav-unpacks':
     case 'plain':
       return SCANNABLE;
@@ -358,23 +373,93 @@ function parseLocalHeader(buffer: Buffer, at: number): LocalHeader {
   };
 }
 
+/** A member's first bytes as the stream showed them, judged (see LocalHeaderIndex). */
+interface CapturedHead {
+  /** The local header's method: 0 (stored) or 8 (deflate). */
+  readonly method: number;
+  /** How many of the member's stored bytes the head was taken from (checked against the central directory). */
+  readonly span: number;
+  readonly content: HeadClass | 'short' | 'corrupt';
+}
+
+/** One member whose first bytes are being taken from the stream. */
+class MemberCapture {
+  private readonly chunks: Buffer[] = [];
+  bytes = 0;
+  /** Compressed bytes at which the next inflate attempt is made. */
+  nextAttempt = FIRST_HEAD_INPUT_BYTES;
+  /** Inflate attempts made to tell whether a local header that went by lies beyond this member's data. */
+  decisions = 0;
+
+  constructor(
+    readonly headerOffset: number,
+    readonly dataStart: number,
+    readonly method: number,
+    /** The local header's compressed size; undefined with a data descriptor (sizes after the data). */
+    readonly knownSize: number | undefined,
+  ) {}
+
+  /** The most data bytes this capture takes. */
+  get limit(): number {
+    const cap = this.method === 0 ? HEAD_BYTES : MAX_HEAD_INPUT_BYTES;
+    return Math.min(cap, this.knownSize ?? cap);
+  }
+
+  /** Takes this member's bytes from `chunk` (at `chunkOffset` in the stream) that lie before `upTo`. */
+  take(chunk: Buffer, chunkOffset: number, upTo: number): void {
+    const from = Math.max(chunkOffset, this.dataStart + this.bytes);
+    const to = Math.min(chunkOffset + chunk.length, upTo, this.dataStart + this.limit);
+    if (to <= from) return;
+    this.chunks.push(Buffer.from(chunk.subarray(from - chunkOffset, to - chunkOffset)));
+    this.bytes += to - from;
+  }
+
+  collected(bytes = this.bytes): Buffer {
+    return Buffer.concat(this.chunks, this.bytes).subarray(0, bytes);
+  }
+}
+
+/** Inflate attempts per data-descriptor member spent on telling whether a header lies beyond its data. */
+const MAX_CAPTURE_DECISIONS = 8;
+
 /**
  * Notes every zip local header signature in a byte stream as it goes by (fed chunk by chunk), keyed by its
  * offset, so the gate can check each member's local header without a ranged read per member. ClamAV decodes
  * a member with the method and sizes of its local header, not its central directory entry, and the two may
  * disagree. Hits inside compressed data are recorded too and simply never looked up. Memory is bounded by
  * `maxHeaders`; past it the index says so and the gate falls back to ranged reads.
+ *
+ * It also takes each member's first bytes as they go by (stored: the first HEAD_BYTES; deflate: inflated
+ * from at most MAX_HEAD_INPUT_BYTES of compressed data until HEAD_BYTES come out) and classifies them with
+ * the gate's type table, so that every member is judged by its content without a request per member. One
+ * member is captured at a time (zip members follow each other in the stream): a header inside the data of
+ * the member being captured, or inside a member whose size its local header gives, is nested content and
+ * starts no capture. With a data descriptor the member's end is not in its local header: a stored one ends
+ * at the next plausible local header, a deflated one where its deflate stream ends (asked of zlib when a
+ * header goes by, at most MAX_CAPTURE_DECISIONS times). A member the capture missed or took uncertain
+ * bytes for is read with a ranged read instead. Memory: one capture (≤ MAX_HEAD_INPUT_BYTES) and the
+ * heads of one chunk's members waiting to be classified; what is kept per member is its classification.
+ * Classification is asynchronous: await `settled()` before looking heads up.
  */
 export class LocalHeaderIndex {
   private readonly headers = new Map<number, LocalHeader>();
+  private readonly heads = new Map<number, CapturedHead>();
   /** The last bytes of the previous chunk that could still start a header, and where they start. */
   private carry: Buffer = Buffer.alloc(0);
   private carryOffset = 0;
   private overflowed = false;
+  /** Stream offset of the next chunk. */
+  private streamOffset = 0;
+  private capture: MemberCapture | undefined;
+  /** Headers before this offset are inside the data of a member whose size its local header gave. */
+  private regionEnd = -1;
+  private classifying: Promise<void> = Promise.resolve();
 
   constructor(private readonly maxHeaders = 200_000) {}
 
   push(chunk: Buffer): void {
+    const chunkOffset = this.streamOffset;
+    this.streamOffset += chunk.length;
     const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
     const dataOffset = this.carryOffset;
     let from = 0;
@@ -385,12 +470,35 @@ export class LocalHeaderIndex {
         const keepFrom = at === -1 ? Math.max(from, data.length - 3) : at;
         this.carry = Buffer.from(data.subarray(keepFrom));
         this.carryOffset = dataOffset + keepFrom;
-        return;
+        break;
       }
-      if (this.headers.size < this.maxHeaders) this.headers.set(dataOffset + at, parseLocalHeader(data, at));
+      const local = parseLocalHeader(data, at);
+      if (this.headers.size < this.maxHeaders) this.headers.set(dataOffset + at, local);
       else this.overflowed = true;
+      if (isPlausibleLocalHeader(data, at)) {
+        // The capture takes its bytes up to this header first: they may complete it.
+        this.capture?.take(chunk, chunkOffset, dataOffset + at);
+        this.progress();
+        this.onHeader(dataOffset + at, local);
+      }
       from = at + 1;
     }
+    this.capture?.take(chunk, chunkOffset, Number.POSITIVE_INFINITY);
+    this.progress();
+  }
+
+  /** The stream ended: judges the member being captured with what it got. */
+  end(): void {
+    const capture = this.capture;
+    if (capture === undefined) return;
+    this.capture = undefined;
+    if (capture.method === 0) this.finish(capture, storedHead(capture.collected()), capture.bytes);
+    else this.finish(capture, inflateHead(capture.collected(), false), capture.bytes);
+  }
+
+  /** Resolves once every captured head is classified. */
+  settled(): Promise<void> {
+    return this.classifying;
   }
 
   /** The header at `offset`, or undefined if none was seen there (or the index was full). */
@@ -398,9 +506,167 @@ export class LocalHeaderIndex {
     return this.headers.get(offset);
   }
 
+  /** What the first bytes of the member whose local header is at `offset` were judged to be, if captured. */
+  memberHead(offset: number): CapturedHead | undefined {
+    return this.heads.get(offset);
+  }
+
   get complete(): boolean {
     return !this.overflowed;
   }
+
+  private onHeader(offset: number, local: LocalHeader): void {
+    const capture = this.capture;
+    if (capture !== undefined) {
+      if (capture.knownSize !== undefined || offset <= capture.dataStart) return;
+      if (capture.method === 0) {
+        // A stored member with a data descriptor ends where the next header starts (less its descriptor).
+        this.capture = undefined;
+        const member = withoutDataDescriptor(capture.collected(Math.min(capture.bytes, offset - capture.dataStart)));
+        this.finish(capture, storedHead(member), member.length);
+      } else {
+        if (capture.decisions >= MAX_CAPTURE_DECISIONS) return;
+        capture.decisions += 1;
+        const inflated = inflateHead(capture.collected(Math.min(capture.bytes, offset - capture.dataStart)), false);
+        const done = inflated === 'corrupt' || inflated.ended || inflated.head.length >= HEAD_BYTES;
+        if (!done) return;
+        this.capture = undefined;
+        this.finish(capture, inflated, capture.bytes);
+        // Enough came out before the stream ended: this header is inside the member's data.
+        if (inflated !== 'corrupt' && !inflated.ended) return;
+      }
+    } else if (offset < this.regionEnd) {
+      return;
+    }
+    const dataStart = offset + 30 + local.nameBytes + local.extraBytes;
+    const descriptor = (local.flags & DATA_DESCRIPTOR_FLAG) !== 0;
+    const zip64 = local.compressedSize === 0xffff_ffff;
+    const knownSize = descriptor || zip64 ? undefined : local.compressedSize;
+    this.regionEnd = knownSize === undefined ? -1 : dataStart + knownSize;
+    const captured = (local.method === 0 || local.method === 8) && (local.flags & ENCRYPTION_FLAGS) === 0;
+    if (!captured || this.heads.size >= this.maxHeaders) return;
+    this.capture = new MemberCapture(offset, dataStart, local.method, knownSize);
+  }
+
+  /** Completes the capture once it has what it came for. */
+  private progress(): void {
+    const capture = this.capture;
+    if (capture === undefined) return;
+    if (capture.method === 0) {
+      if (capture.bytes < capture.limit) return;
+      this.capture = undefined;
+      this.finish(capture, storedHead(capture.collected()), capture.bytes);
+      return;
+    }
+    const all = capture.bytes >= capture.limit;
+    if (!all && capture.bytes < capture.nextAttempt) return;
+    const inflated = inflateHead(
+      capture.collected(),
+      capture.knownSize !== undefined && capture.bytes >= capture.knownSize,
+    );
+    if (!all && inflated !== 'corrupt' && !inflated.ended && inflated.head.length < HEAD_BYTES) {
+      capture.nextAttempt *= 2;
+      return;
+    }
+    this.capture = undefined;
+    this.finish(capture, inflated, capture.bytes);
+  }
+
+  private finish(capture: MemberCapture, inflated: InflatedHead, span: number): void {
+    const { headerOffset, method } = capture;
+    if (inflated === 'corrupt') {
+      this.heads.set(headerOffset, { method, span, content: 'corrupt' });
+      return;
+    }
+    if (inflated.head.length < HEAD_BYTES && !inflated.ended) {
+      this.heads.set(headerOffset, { method, span, content: 'short' });
+      return;
+    }
+    const { head } = inflated;
+    this.classifying = this.classifying.then(async () => {
+      try {
+        this.heads.set(headerOffset, { method, span, content: await classifyHead(head) });
+      } catch {
+        // Not classified: the gate reads this member's first bytes itself.
+      }
+    });
+  }
+}
+
+/** A stored member's first bytes: all there are. */
+function storedHead(bytes: Buffer): InflatedHead {
+  return { head: bytes.subarray(0, HEAD_BYTES), ended: true };
+}
+
+/**
+ * A stored member's bytes up to the next local header end with its data descriptor (APPNOTE 4.3.9: an
+ * optional signature, CRC-32, compressed and uncompressed size, 32- or 64-bit); it is recognised by the
+ * compressed size it records being the length before it.
+ */
+function withoutDataDescriptor(bytes: Buffer): Buffer {
+  const n = bytes.length;
+  const candidates: Array<[number, (at: number) => number]> = [
+    [24, (at) => (bytes.readUInt32LE(at) === 0x08074b50 ? Number(bytes.readBigUInt64LE(at + 8)) : -1)],
+    [16, (at) => (bytes.readUInt32LE(at) === 0x08074b50 ? bytes.readUInt32LE(at + 8) : -1)],
+    [12, (at) => bytes.readUInt32LE(at + 4)],
+  ];
+  for (const [size, compressedSize] of candidates) {
+    if (n >= size && compressedSize(n - size) === n - size) return bytes.subarray(0, n - size);
+  }
+  return bytes;
+}
+
+/** Compressed bytes of a deflated member the gate inflates, at most, to reach its first HEAD_BYTES. */
+const MAX_HEAD_INPUT_BYTES = 64 * 1024;
+/**
+ * Compressed bytes first tried: HEAD_BYTES of incompressible content take HEAD_BYTES plus a stored block's
+ * 5-byte header; compressible content takes fewer.
+ */
+const FIRST_HEAD_INPUT_BYTES = HEAD_BYTES + 128;
+/** Output bound of one inflate attempt: a prefix that inflates to more (a bomb) is cut shorter. */
+const PROBE_OUTPUT_BYTES = 256 * 1024;
+
+/** A member's first bytes, and whether its data ended within the bytes given; 'corrupt' if they do not inflate. */
+type InflatedHead = { readonly head: Buffer; readonly ended: boolean } | 'corrupt';
+
+/**
+ * Inflates the start of a raw deflate stream for its first HEAD_BYTES. `compressed` is a prefix of the
+ * member's data (or all of it: `complete`); it may run on past the stream's end (a data descriptor, the
+ * next header), which zlib leaves unread, and that is how the end is seen. Bounded: each attempt yields at
+ * most PROBE_OUTPUT_BYTES; a prefix that inflates to more is halved towards one that does not (output
+ * grows with the prefix, at most 1032 bytes per compressed byte, so one is always found).
+ */
+export function inflateHead(compressed: Buffer, complete: boolean): InflatedHead {
+  let low = 0;
+  let high = compressed.length + 1;
+  let length = compressed.length;
+  let best: Buffer = Buffer.alloc(0);
+  for (;;) {
+    try {
+      const { buffer, engine } = inflateRawSync(compressed.subarray(0, length), {
+        finishFlush: constants.Z_SYNC_FLUSH,
+        maxOutputLength: PROBE_OUTPUT_BYTES,
+        info: true,
+      }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      const ended = engine.bytesWritten < length || (complete && length === compressed.length);
+      if (buffer.length >= HEAD_BYTES || ended || length === compressed.length) {
+        return { head: Buffer.from(buffer.subarray(0, HEAD_BYTES)), ended };
+      }
+      low = length;
+      best = buffer;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') return 'corrupt';
+      high = length;
+    }
+    if (high - low <= 1) return { head: Buffer.from(best), ended: false };
+    length = Math.floor((low + high) / 2);
+  }
+}
+
+/** A local header signature that looks like a real header: a version up to 6.3, a name of 1 to 1024 bytes. */
+function isPlausibleLocalHeader(data: Buffer, at: number): boolean {
+  const nameBytes = data.readUInt16LE(at + 26);
+  return (data.readUInt16LE(at + 4) & 0xff) <= 63 && nameBytes >= 1 && nameBytes <= 1024;
 }
 
 /**
@@ -438,8 +704,11 @@ export class UndecodableLocalHeaderSweep {
         return undefined;
       }
       const local = parseLocalHeader(data, at);
-      const plausible = (data.readUInt16LE(at + 4) & 0xff) <= 63 && local.nameBytes >= 1 && local.nameBytes <= 1024;
-      if (plausible && !CLAMAV_ZIP_METHODS.has(local.method) && ZIP_METHOD_NAMES[local.method] !== undefined) {
+      if (
+        isPlausibleLocalHeader(data, at) &&
+        !CLAMAV_ZIP_METHODS.has(local.method) &&
+        ZIP_METHOD_NAMES[local.method] !== undefined
+      ) {
         this.first = `a zip local header at byte ${dataOffset + at} declares compression method ${local.method} (${ZIP_METHOD_NAMES[local.method]}), which ClamAV does not decode`;
         this.carry = Buffer.alloc(0);
         return this.first;
@@ -469,6 +738,9 @@ interface ZipEntry {
   readonly localHeaderOffset: number;
   /** Some size or offset was recorded in a zip64 extra field. */
   readonly zip64: boolean;
+  /** Name and extra field lengths in the directory (the local header's usually match). */
+  readonly nameBytes: number;
+  readonly extraBytes: number;
 }
 
 /** The zip cannot be read as a zip: ClamAV could not unpack it honestly either. */
@@ -504,17 +776,36 @@ async function inspectZip(type: string, inspection: Inspection): Promise<GateOut
         `${type}: central directory of ${directory.bytes} bytes exceeds the ${limits.maxDirectoryBytes} bytes the gate reads`,
       );
     }
-    const localHeaders = new LocalHeaderReader(inspection);
+    const members = new MemberReader(inspection);
     const nested: Array<{ entry: ZipEntry; local: LocalHeader }> = [];
+    let judged = 0;
     for await (const entry of zipEntries(reader, directory, signal)) {
       const directoryFinding = judgeZipEntry(entry, type, limits);
       if (directoryFinding) return directoryFinding;
       // An empty member has no data for ClamAV to decode, whatever its header says.
       if (entry.compressedSize === 0) continue;
-      const local = await localHeaders.at(entry);
+      const { local, data } = await members.header(entry);
       const localFinding = judgeLocalHeader(entry, local, type, limits);
       if (localFinding) return localFinding;
-      if (!isDirectoryEntry(entry) && ARCHIVE_NAME.test(entry.name)) nested.push({ entry, local });
+      if (isDirectoryEntry(entry)) continue;
+      judged += 1;
+      if (judged > limits.maxJudgedMembers) {
+        return unscannable(
+          'limits-exceeded',
+          `${type}: more than the ${limits.maxJudgedMembers} members the gate judges (clamd's MaxFiles)`,
+        );
+      }
+      // Every member is judged by what it holds, whatever its name says.
+      const content = await members.content(entry, local, data);
+      if (content === undefined) continue;
+      if (content.kind === 'container') {
+        // A zip is opened in turn below; gzip and tar members ClamAV unpacks itself.
+        if (content.container === 'zip') nested.push({ entry, local });
+        continue;
+      }
+      if (content.kind === 'unscannable') {
+        return unscannable(content.reason, `${type} member "${entry.name}": ${content.detail}`);
+      }
     }
     if (directory.zip64) {
       return unscannable(
@@ -625,16 +916,21 @@ function judgeLocalHeader(
   return undefined;
 }
 
-/** Local headers from the index when it saw them, else by ranged read, at most maxLocalHeaderReads. */
-class LocalHeaderReader {
+/**
+ * Each member's local header and first bytes: from the index when it saw them stream by, else by ranged
+ * read (one read for the header and the start of the data together), at most maxLocalHeaderReads per zip.
+ * Reads of bytes already in memory are not counted.
+ */
+class MemberReader {
   private reads = 0;
 
   constructor(private readonly inspection: Inspection) {}
 
-  async at(entry: ZipEntry): Promise<LocalHeader> {
+  /** The member's local header, and whatever start of its data came with it (possibly none). */
+  async header(entry: ZipEntry): Promise<{ local: LocalHeader; data: Buffer }> {
     const known = this.inspection.localHeaders?.at(entry.localHeaderOffset);
-    if (known) return known;
-    const { reader, limits, signal } = this.inspection;
+    if (known) return { local: known, data: Buffer.alloc(0) };
+    const { reader } = this.inspection;
     const offset = entry.localHeaderOffset;
     if (offset + 30 > reader.size) {
       throw new UnreadableZipError(`member "${entry.name}" has its local header outside the file`);
@@ -643,16 +939,72 @@ class LocalHeaderReader {
       // The whole object streamed past the index and no header was at this offset.
       throw new UnreadableZipError(`no local header for member "${entry.name}"`);
     }
+    const wanted = entry.method === 0 ? HEAD_BYTES : entry.method === 8 ? FIRST_HEAD_INPUT_BYTES : 0;
+    const length = 30 + entry.nameBytes + entry.extraBytes + Math.min(entry.compressedSize, wanted);
+    const bytes = await this.read(offset, Math.min(length, reader.size - offset));
+    if (bytes.readUInt32LE(0) !== 0x04034b50) {
+      throw new UnreadableZipError(`no local header for member "${entry.name}"`);
+    }
+    const local = parseLocalHeader(bytes, 0);
+    return { local, data: bytes.subarray(Math.min(bytes.length, 30 + local.nameBytes + local.extraBytes)) };
+  }
+
+  /**
+   * What the member's first bytes are (undefined: not judged, for methods Node cannot decode). `data` is a
+   * start of the member's data already read, used when it is long enough.
+   */
+  async content(entry: ZipEntry, local: LocalHeader, data: Buffer): Promise<HeadClass | undefined> {
+    // Implode (6), deflate64 (9) and bzip2 (12): ClamAV decodes them, Node's zlib does not; their content
+    // is not judged (see the module comment).
+    if (local.method !== 0 && local.method !== 8) return undefined;
+    const captured = this.inspection.localHeaders?.memberHead(entry.localHeaderOffset);
+    if (captured !== undefined && captured.method === local.method) {
+      // A stored head is trusted when it covers exactly the member's first bytes as the directory sizes it.
+      if (local.method === 8 || captured.span === Math.min(entry.compressedSize, HEAD_BYTES)) {
+        return headContent(captured.content);
+      }
+    }
+    const { reader } = this.inspection;
+    const dataStart = entry.localHeaderOffset + 30 + local.nameBytes + local.extraBytes;
+    if (dataStart + entry.compressedSize > reader.size) {
+      throw new UnreadableZipError(`member "${entry.name}" extends beyond the end of the file`);
+    }
+    const prefix = async (bytes: number): Promise<Buffer> =>
+      data.length >= bytes ? data.subarray(0, bytes) : this.read(dataStart, bytes);
+    if (local.method === 0) return classifyHead(await prefix(Math.min(entry.compressedSize, HEAD_BYTES)));
+
+    const first = Math.min(entry.compressedSize, FIRST_HEAD_INPUT_BYTES);
+    let inflated = inflateHead(await prefix(first), first === entry.compressedSize);
+    const most = Math.min(entry.compressedSize, MAX_HEAD_INPUT_BYTES);
+    if (inflated !== 'corrupt' && !inflated.ended && inflated.head.length < HEAD_BYTES && most > first) {
+      inflated = inflateHead(await prefix(most), most === entry.compressedSize);
+    }
+    if (inflated === 'corrupt') return headContent('corrupt');
+    if (inflated.head.length < HEAD_BYTES && !inflated.ended) return headContent('short');
+    return classifyHead(inflated.head);
+  }
+
+  private read(start: number, bytes: number): Promise<Buffer> {
+    const { reader, limits, signal } = this.inspection;
     if (this.inspection.readsAreRequests) this.reads += 1;
     if (this.reads > limits.maxLocalHeaderReads) {
       throw new GateLimitError(`more members than the ${limits.maxLocalHeaderReads} local headers the gate reads`);
     }
-    const bytes = await reader.read(offset, offset + 29, signal);
-    if (bytes.readUInt32LE(0) !== 0x04034b50) {
-      throw new UnreadableZipError(`no local header for member "${entry.name}"`);
-    }
-    return parseLocalHeader(bytes, 0);
+    return reader.read(start, start + bytes - 1, signal);
   }
+}
+
+function headContent(content: HeadClass | 'short' | 'corrupt'): HeadClass {
+  if (content === 'corrupt') {
+    return unscannable('unsupported-format', 'its deflate data does not inflate; ClamAV cannot decode it either');
+  }
+  if (content === 'short') {
+    return unscannable(
+      'limits-exceeded',
+      `its first ${MAX_HEAD_INPUT_BYTES} compressed bytes inflate to fewer than ${HEAD_BYTES} bytes; the gate does not know what it holds`,
+    );
+  }
+  return content;
 }
 
 async function findZipDirectory(reader: RangeReader, signal?: AbortSignal): Promise<ZipDirectory> {
@@ -805,6 +1157,8 @@ function parseCentralEntry(buffer: Buffer, at: number, shift: number): { entry: 
       uncompressedSize,
       localHeaderOffset: localHeaderOffset + shift,
       zip64,
+      nameBytes,
+      extraBytes,
     },
     recordBytes: 46 + nameBytes + extraBytes + commentBytes,
   };

@@ -26,8 +26,10 @@ import { ContainerStreamInspector } from './content-gate-stream.js';
  * What the content gate may spend on one object. Memory: at most one 1 MiB directory window, the local
  * headers seen in the stream (LOCAL_HEADERS_KEPT of them), and a deflated nested archive per level
  * (maxNestedInflateBytes × maxNestingDepth in the worst case); while the object streams, zlib's buffers
- * per gzip level and a zip inside a tar or gzip per level (maxNestedInflateBytes each). CPU: gunzipping
- * at most maxStreamInflateBytes per object, which is what clamd inflates (MaxScanSize) anyway.
+ * per gzip level and a zip inside a tar or gzip per level (maxNestedInflateBytes each), and one zip member
+ * being captured (at most 64 KiB of its data) plus the classification of each member seen. CPU: gunzipping
+ * at most maxStreamInflateBytes per object, which is what clamd inflates (MaxScanSize) anyway; inflating
+ * each zip member's first bytes (its first 64 KiB of data at most, a few attempts each).
  */
 export const GATE_LIMITS: GateLimits = {
   maxMemberBytes: CLAMAV_MAX_FILE_BYTES,
@@ -37,6 +39,7 @@ export const GATE_LIMITS: GateLimits = {
   maxNestedInflateBytes: 16 * 1024 * 1024,
   maxStreamInflateBytes: CLAMAV_MAX_FILE_BYTES,
   maxLocalHeaderReads: 1000,
+  maxJudgedMembers: 10_000,
 };
 /** Twice clamd's MaxFiles: a zip with more members is reported by clamd before the gate runs. */
 const LOCAL_HEADERS_KEPT = 20_000;
@@ -267,7 +270,8 @@ async function downloadAndScan(
 }
 
 /**
- * Sits between GetObject and clamd: keeps the first HEAD_BYTES, notes zip local headers, and opens gzip
+ * Sits between GetObject and clamd: keeps the first HEAD_BYTES, notes zip local headers and the first bytes
+ * of each zip member (LocalHeaderIndex), and opens gzip
  * and tar layers (ContainerStreamInspector) as the bytes go by, so the content gate needs no second
  * download for them. Each chunk is passed on to clamd at once and unchanged; the tap takes the next one
  * only when the inspector has caught up with this one, which is how a slower inspection slows the
@@ -295,13 +299,16 @@ class ContentTap extends Transform {
     this.localHeaders.push(chunk);
     this.sweep.push(chunk);
     this.push(chunk);
-    // Never rejects: what the inspector finds (or its own failure) is read from `streamed`.
-    void this.inspector.write(chunk).then(() => callback());
+    // Neither rejects: what the inspector finds (or its own failure) is read from `streamed`, and a member
+    // head the index could not classify is read back by the gate. Waiting for both is the backpressure.
+    void Promise.all([this.inspector.write(chunk), this.localHeaders.settled()]).then(() => callback());
   }
 
   override _flush(callback: TransformCallback): void {
     // The end goes to clamd now; the inspector finishes (the last of the gunzip) alongside clamd's scan.
     void this.streamed;
+    // The last member being captured is judged with what it got.
+    this.localHeaders.end();
     callback();
   }
 

@@ -29,6 +29,7 @@ const limits: GateLimits = {
   maxNestedInflateBytes: 16 * MiB,
   maxStreamInflateBytes: 64 * MiB,
   maxLocalHeaderReads: 100,
+  maxJudgedMembers: 10_000,
 };
 
 /** Feeds `content` in `chunkBytes` pieces, one write at a time as the worker's tap does. */

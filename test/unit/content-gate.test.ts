@@ -1,4 +1,4 @@
-import { deflateSync, gzipSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from '@jest/globals';
 import { xz } from '@napi-rs/lzma';
 import { fileTypeFromBuffer, supportedExtensions } from 'file-type';
@@ -22,6 +22,7 @@ import {
   type GateLimits,
   type GateOutcome,
   HEAD_BYTES,
+  inflateHead,
   inspectContent,
   isLzmaAlone,
   isZlibStream,
@@ -39,6 +40,7 @@ const limits: GateLimits = {
   maxNestedInflateBytes: 1024 * 1024,
   maxStreamInflateBytes: CLAMAV_MAX_FILE_BYTES,
   maxLocalHeaderReads: 100,
+  maxJudgedMembers: 10_000,
 };
 
 /** A reader over `content` that counts its reads, like the worker's ranged GetObject calls. */
@@ -399,6 +401,220 @@ describe('content gate: archives inside zips', () => {
       storedEntry(`part-${index}.zip`, inner),
     );
     await expect(gate(rawZip(entries))).resolves.toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+  });
+});
+
+/** A valid 1×1 PNG. */
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+/** What the gate says of `content` when the index saw it stream by in `chunkBytes` pieces, and its reads. */
+async function streamedGate(
+  content: Buffer,
+  chunkBytes: number,
+  gateLimits: GateLimits = limits,
+): Promise<{ outcome: GateOutcome; reads: number }> {
+  const index = new LocalHeaderIndex();
+  for (let at = 0; at < content.length; at += chunkBytes) index.push(content.subarray(at, at + chunkBytes));
+  index.end();
+  const reader = countingReader(content);
+  const outcome = await inspectContent(content.subarray(0, HEAD_BYTES), reader, gateLimits, undefined, index);
+  return { outcome, reads: reader.reads.length };
+}
+
+/** Reads of a zip whose members are all taken from the stream: the tail, the directory's signature, its window. */
+const DIRECTORY_READS = 3;
+
+describe('content gate: every zip member by its content', () => {
+  const lzmaZip = rawZip([lzmaEntry('eicar.com', EICAR)]);
+  // Members well past HEAD_BYTES around the one judged, so the gate has to read or capture, not hold it all.
+  const around = (entry: RawZipEntry): RawZipEntry[] => [
+    storedEntry('before.txt', filler(10_000)),
+    entry,
+    deflatedEntry('after.txt', 'plain words\n'.repeat(2000)),
+  ];
+
+  it.each([
+    ['a zstd stream stored as payload.dat', storedEntry('payload.dat', zstdFrame(EICAR)), /zst/],
+    ['a zstd stream deflated as payload.dat', deflatedEntry('payload.dat', zstdFrame(EICAR)), /zst/],
+    ['an .lzma stream deflated as data.bin', deflatedEntry('data.bin', lzmaAlone(EICAR)), /LZMA/],
+    ['a raw zlib stream stored as notes.txt', storedEntry('notes.txt', deflateSync(EICAR)), /zlib/],
+    ['an LZMA zip deflated as readme.txt', deflatedEntry('readme.txt', lzmaZip), /method 14 \(LZMA\)/],
+    ['an LZMA zip stored as image.png', storedEntry('image.png', lzmaZip), /method 14 \(LZMA\)/],
+    [
+      'a zstd stream deflated with a data descriptor',
+      deflatedEntry('payload.dat', zstdFrame(EICAR), { dataDescriptor: true }),
+      /zst/,
+    ],
+    [
+      'a zstd stream stored with a data descriptor',
+      storedEntry('payload.dat', zstdFrame(EICAR), { dataDescriptor: true }),
+      /zst/,
+    ],
+  ])('calls %s unsupported-format, by ranged reads and from the stream alone', async (_name, entry, detail) => {
+    for (const content of [rawZip([entry]), rawZip(around(entry))]) {
+      const read = await gate(content);
+      expect(read).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
+      expect(read.kind === 'unscannable' && read.detail).toMatch(new RegExp(`^zip member "${entry.name}": `));
+      expect(read.kind === 'unscannable' && read.detail).toMatch(detail);
+      for (const chunkBytes of [1, 7, 4096, 64 * 1024]) {
+        const { outcome } = await streamedGate(content, chunkBytes);
+        expect(outcome).toEqual(read);
+      }
+    }
+  });
+
+  it('keeps a realistic docx (XML parts, a PNG) and a jar (class files, a stored PNG) scannable, with no read per member', async () => {
+    const docx = rawZip([
+      deflatedEntry('[Content_Types].xml', CONTENT_TYPES),
+      deflatedEntry(
+        '_rels/.rels',
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>',
+      ),
+      deflatedEntry(
+        'word/document.xml',
+        `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>${'<w:p><w:r><w:t>Quarterly report, nothing to see here.</w:t></w:r></w:p>'.repeat(400)}</w:body></w:document>`,
+      ),
+      deflatedEntry('word/media/image1.png', Buffer.concat([PNG, filler(20_000)])),
+      deflatedEntry('docProps/core.xml', '<?xml version="1.0"?><cp:coreProperties/>'),
+    ]);
+    await expect(fileTypeFromBuffer(docx)).resolves.toMatchObject({ ext: 'docx' });
+    const classFile = (name: string): Buffer =>
+      Buffer.concat([Buffer.from('cafebabe00000041', 'hex'), Buffer.from(`${name} constant pool `.repeat(300))]);
+    const jar = rawZip([
+      deflatedEntry('META-INF/MANIFEST.MF', 'Manifest-Version: 1.0\nCreated-By: 21 (Eclipse Adoptium)\n', {
+        dataDescriptor: true,
+      }),
+      deflatedEntry('com/example/App.class', classFile('App'), { dataDescriptor: true }),
+      deflatedEntry('com/example/Util.class', classFile('Util'), { dataDescriptor: true }),
+      storedEntry('icons/logo.png', PNG),
+      storedEntry('config/app.properties', 'name=app\n', { dataDescriptor: true }),
+    ]);
+    await expect(fileTypeFromBuffer(jar)).resolves.toMatchObject({ ext: 'jar' });
+    for (const content of [docx, jar]) {
+      await expect(gate(content)).resolves.toEqual({ kind: 'scannable' });
+      for (const chunkBytes of [1, 7, 4096, 64 * 1024]) {
+        await expect(streamedGate(content, chunkBytes)).resolves.toEqual({
+          outcome: { kind: 'scannable' },
+          reads: content.length <= HEAD_BYTES ? 0 : DIRECTORY_READS,
+        });
+      }
+    }
+  });
+
+  it('takes each data-descriptor member exactly: stored ones up to their descriptor, deflated ones to their stream end', async () => {
+    // Go's archive/zip writes every entry this way: sizes only in the descriptor and the directory.
+    const entries = [
+      storedEntry('a.txt', 'tiny', { dataDescriptor: true }),
+      storedEntry('b.bin', filler(6000), { dataDescriptor: true }),
+      deflatedEntry('c.txt', 'short text', { dataDescriptor: true }),
+      deflatedEntry('d.txt', 'longer text\n'.repeat(3000), { dataDescriptor: true }),
+      storedEntry('e.txt', 'x', { dataDescriptor: true }),
+    ];
+    const clean = rawZip([...entries, storedEntry('pad.bin', filler(10_000))]);
+    const zstd = rawZip([...entries, storedEntry('f.dat', zstdFrame(EICAR), { dataDescriptor: true })]);
+    for (const chunkBytes of [1, 5, 30, 4096, 64 * 1024]) {
+      // Every member's head came from the stream: no read beyond the directory's.
+      await expect(streamedGate(clean, chunkBytes)).resolves.toEqual({
+        outcome: { kind: 'scannable' },
+        reads: DIRECTORY_READS,
+      });
+      const { outcome } = await streamedGate(zstd, chunkBytes);
+      expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
+      expect(outcome.kind === 'unscannable' && outcome.detail).toMatch(/^zip member "f.dat": zst/);
+    }
+  });
+
+  it('does not judge a stored member by bytes that are not its own', async () => {
+    // A stored member with a data descriptor whose content holds a plausible local header of its own: the
+    // capture ends there, which the directory's size shows is short, so the gate reads the member instead.
+    const fakeHeader = rawZip([storedEntry('inner.txt', 'inner')]).subarray(0, 40);
+    const member = Buffer.concat([zstdFrame(EICAR).subarray(0, 9), fakeHeader, filler(6000)]);
+    const content = rawZip([storedEntry('a.bin', member, { dataDescriptor: true }), storedEntry('b.txt', 'b')]);
+    const { outcome, reads } = await streamedGate(content, 64 * 1024);
+    expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
+    expect(reads).toBeGreaterThan(DIRECTORY_READS);
+  });
+
+  it('opens a member that is a zip by its content, whatever its name, within maxNestingDepth', async () => {
+    let nested = rawZip([deflatedEntry('hello.txt', 'hello')]);
+    for (let level = 0; level < limits.maxNestingDepth; level += 1) {
+      nested = rawZip([deflatedEntry(`level-${level}.dat`, nested)]);
+    }
+    await expect(gate(nested)).resolves.toEqual({ kind: 'scannable' });
+    const deeper = rawZip([deflatedEntry('data.bin', nested)]);
+    await expect(gate(deeper)).resolves.toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+  });
+
+  it('calls more members than maxJudgedMembers limits-exceeded (clamd reports more than MaxFiles itself)', async () => {
+    const entries = Array.from({ length: 51 }, (_, index) => storedEntry(`file-${index}.txt`, `line ${index}\n`));
+    const bounded = { ...limits, maxJudgedMembers: 50 };
+    await expect(gate(rawZip(entries.slice(0, 50)), bounded)).resolves.toEqual({ kind: 'scannable' });
+    const outcome = await gate(rawZip(entries), bounded);
+    expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+    expect(outcome.kind === 'unscannable' && outcome.detail).toMatch(/more than the 50 members/);
+    // Directories and empty members are not judged, so they do not count.
+    const withFolders = [...entries.slice(0, 50), storedEntry('folder/', ''), storedEntry('empty.txt', '')];
+    await expect(gate(rawZip(withFolders), bounded)).resolves.toEqual({ kind: 'scannable' });
+  });
+
+  it('judges 5,000 tiny members from the stream in bounded work, without a read per member', async () => {
+    const entries = Array.from({ length: 5000 }, (_, index) =>
+      index % 2 === 0
+        ? storedEntry(`s/${index}.txt`, `stored ${index}\n`)
+        : deflatedEntry(`d/${index}.txt`, `deflated ${index}\n`, { dataDescriptor: true }),
+    );
+    await expect(streamedGate(rawZip(entries), 64 * 1024)).resolves.toEqual({
+      outcome: { kind: 'scannable' },
+      reads: DIRECTORY_READS,
+    });
+  });
+
+  it('calls a deflated member that hides its first bytes behind padding limits-exceeded, and one that does not inflate unsupported-format', async () => {
+    // Empty stored blocks (5 bytes each, no output) before the zstd stream: inflaters skip them.
+    const emptyBlock = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
+    const padded = Buffer.concat([
+      Buffer.concat(Array.from({ length: 20_000 }, () => emptyBlock)),
+      deflateRawSync(zstdFrame(EICAR)),
+    ]);
+    const entry: RawZipEntry = { ...deflatedEntry('payload.dat', zstdFrame(EICAR)), payload: padded };
+    const outcome = await gate(rawZip([entry]));
+    expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+    const { outcome: streamedOutcome } = await streamedGate(rawZip(around(entry)), 4096);
+    expect(streamedOutcome).toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+
+    const corrupt: RawZipEntry = { ...deflatedEntry('data.bin', 'x'), payload: Buffer.from([0xff, 0xff, 0xff, 0xff]) };
+    await expect(gate(rawZip([corrupt]))).resolves.toMatchObject({ kind: 'unscannable', reason: 'unsupported-format' });
+  });
+
+  it('lets members Node cannot decode (bzip2, deflate64, implode) pass unjudged: ClamAV decodes them', async () => {
+    for (const method of [6, 9, ZIP_METHOD.bzip2]) {
+      await expect(gate(rawZip([{ ...storedEntry('x.bin', zstdFrame(EICAR)), method }]))).resolves.toEqual({
+        kind: 'scannable',
+      });
+    }
+  });
+});
+
+describe('inflateHead', () => {
+  it('gives the first HEAD_BYTES of a deflate stream from a prefix, and sees where the stream ends', () => {
+    const text = Buffer.from('some words, '.repeat(2000));
+    const compressed = deflateRawSync(text);
+    const prefix = inflateHead(compressed.subarray(0, 200), false);
+    expect(prefix).not.toBe('corrupt');
+    expect(prefix !== 'corrupt' && prefix.ended).toBe(false);
+    const whole = inflateHead(Buffer.concat([compressed, Buffer.from('PK\x07\x08 after the stream')]), false);
+    expect(whole).toEqual({ head: text.subarray(0, HEAD_BYTES), ended: true });
+    const small = inflateHead(Buffer.concat([deflateRawSync('tiny'), Buffer.alloc(30)]), false);
+    expect(small).toEqual({ head: Buffer.from('tiny'), ended: true });
+  });
+
+  it('bounds a bomb: its head comes out, not what it inflates to', () => {
+    const bomb = deflateRawSync(Buffer.alloc(64 * 1024 * 1024));
+    const inflated = inflateHead(bomb, true);
+    expect(inflated !== 'corrupt' && inflated.head).toEqual(Buffer.alloc(HEAD_BYTES));
   });
 });
 
