@@ -74,9 +74,18 @@ export class ContainerStreamInspector {
   private finished = false;
   private abandoned = false;
 
-  constructor(limits: GateLimits) {
+  /**
+   * @param depth how many containers the content is inside: 0 for an object, one more than the zip's for
+   * a gzip or tar member of a zip (content-gate.ts feeds those)
+   */
+  constructor(limits: GateLimits, depth = 0) {
     this.context = { limits, inflatedBytes: 0, gunzips: new Set() };
-    this.root = new MemberSink(this.context, '', 0, undefined, true);
+    this.root = new MemberSink(this.context, '', depth, undefined, true);
+  }
+
+  /** The outcome is decided (a finding, or a failure): more bytes would change nothing. */
+  get concluded(): boolean {
+    return this.finished;
   }
 
   /** Feeds the next bytes of the object; resolves once they are inspected. Never rejects. */

@@ -30,8 +30,9 @@
  *
  * Pure logic over a RangeReader: no AWS types here (scan-object.ts supplies ranged GetObject calls).
  */
-import { constants, inflateRawSync, inflateSync } from 'node:zlib';
+import { constants, createInflateRaw, inflateRawSync, inflateSync } from 'node:zlib';
 import { fileTypeFromBuffer } from 'file-type';
+import { ContainerStreamInspector } from './content-gate-stream.js';
 
 /** Random access to the object being judged. */
 export interface RangeReader {
@@ -777,7 +778,7 @@ async function inspectZip(type: string, inspection: Inspection): Promise<GateOut
       );
     }
     const members = new MemberReader(inspection);
-    const nested: Array<{ entry: ZipEntry; local: LocalHeader }> = [];
+    const nested: Array<{ entry: ZipEntry; local: LocalHeader; container: 'zip' | 'gzip' | 'tar' }> = [];
     let judged = 0;
     for await (const entry of zipEntries(reader, directory, signal)) {
       const directoryFinding = judgeZipEntry(entry, type, limits);
@@ -799,8 +800,8 @@ async function inspectZip(type: string, inspection: Inspection): Promise<GateOut
       const content = await members.content(entry, local, data);
       if (content === undefined) continue;
       if (content.kind === 'container') {
-        // A zip is opened in turn below; gzip and tar members ClamAV unpacks itself.
-        if (content.container === 'zip') nested.push({ entry, local });
+        // Opened in turn below: a zip by its directory, gzip and tar as the streamed layers are.
+        nested.push({ entry, local, container: content.container });
         continue;
       }
       if (content.kind === 'unscannable') {
@@ -827,8 +828,11 @@ async function inspectZip(type: string, inspection: Inspection): Promise<GateOut
         `${type}: ${nested.length} archive members, more than the ${limits.maxNestedMembers} the gate inspects`,
       );
     }
-    for (const { entry, local } of nested) {
-      const inner = await inspectNestedMember(entry, local, inspection);
+    for (const { entry, local, container } of nested) {
+      const inner =
+        container === 'zip'
+          ? await inspectNestedMember(entry, local, inspection)
+          : await inspectStreamedMember(entry, local, inspection);
       if (inner.kind === 'unscannable') {
         return unscannable(inner.reason, `${type} member "${entry.name}": ${inner.detail}`);
       }
@@ -1218,6 +1222,74 @@ async function inspectNestedMember(entry: ZipEntry, local: LocalHeader, outer: I
   throw new GateLimitError(
     `archive member "${entry.name}" (method ${entry.method}, ${entry.uncompressedSize} bytes) is not opened by the gate: only stored members, or deflated ones up to ${limits.maxNestedInflateBytes} bytes, are inspected`,
   );
+}
+
+/** Bytes per write when a stored gzip or tar member is fed to the streaming inspector. */
+const NESTED_FEED_BYTES = 64 * 1024;
+
+/**
+ * A member that is gzip or tar: ClamAV unpacks it, and what it holds is judged the way the gzip and tar
+ * layers of a streamed object are (ContainerStreamInspector, one level deeper, under the same
+ * maxNestingDepth and maxStreamInflateBytes). Its data is read with one ranged read, so a member of more than
+ * maxNestedInflateBytes compressed is limits-exceeded without being looked at: conservative, and a false
+ * positive for a large, ordinary tarball inside a zip. A stored member is fed as it is; a deflated one is
+ * inflated as it is fed, at most maxStreamInflateBytes, and inflating stops at the first finding.
+ */
+async function inspectStreamedMember(entry: ZipEntry, local: LocalHeader, outer: Inspection): Promise<GateOutcome> {
+  const { reader, limits, signal } = outer;
+  if (entry.compressedSize > limits.maxNestedInflateBytes) {
+    throw new GateLimitError(
+      `gzip or tar member "${entry.name}" holds ${entry.compressedSize} bytes of data, more than the ${limits.maxNestedInflateBytes} the gate reads to look inside`,
+    );
+  }
+  const dataStart = entry.localHeaderOffset + 30 + local.nameBytes + local.extraBytes;
+  if (dataStart + entry.compressedSize > reader.size) {
+    throw new UnreadableZipError(`member "${entry.name}" extends beyond the end of the file`);
+  }
+  const data = await reader.read(dataStart, dataStart + entry.compressedSize - 1, signal);
+  const inspector = new ContainerStreamInspector(limits, outer.depth + 1);
+  try {
+    // The local header's method: what content() judged the first bytes with, and what ClamAV decodes.
+    if (local.method === 0) {
+      for (let at = 0; at < data.length && !inspector.concluded; at += NESTED_FEED_BYTES) {
+        await inspector.write(data.subarray(at, at + NESTED_FEED_BYTES));
+      }
+    } else {
+      await feedInflated(data, entry.name, limits.maxStreamInflateBytes, inspector);
+    }
+  } catch (error) {
+    inspector.abort();
+    throw error;
+  }
+  return inspector.end();
+}
+
+/** Inflates a deflated member's data into `inspector` piece by piece (zlib waits while a piece is judged). */
+async function feedInflated(
+  compressed: Buffer,
+  name: string,
+  maxBytes: number,
+  inspector: ContainerStreamInspector,
+): Promise<void> {
+  const inflate = createInflateRaw();
+  inflate.end(compressed);
+  let bytes = 0;
+  try {
+    for await (const piece of inflate as AsyncIterable<Buffer>) {
+      bytes += piece.length;
+      if (bytes > maxBytes) throw new GateLimitError(`member "${name}" inflates beyond ${maxBytes} bytes`);
+      await inspector.write(piece);
+      if (inspector.concluded) break;
+    }
+  } catch (error) {
+    if (error instanceof GateLimitError) throw error;
+    if (((error as NodeJS.ErrnoException).code ?? '').startsWith('Z_')) {
+      throw new UnreadableZipError(`member "${name}" does not inflate`);
+    }
+    throw error;
+  } finally {
+    inflate.destroy();
+  }
 }
 
 function inflateMember(compressed: Buffer, name: string, maxBytes: number): Buffer {

@@ -404,6 +404,88 @@ describe('content gate: archives inside zips', () => {
   });
 });
 
+describe('content gate: gzip and tar inside zips', () => {
+  const tarOfZst = tarArchive([
+    { name: 'docs/readme.txt', content: 'plain text\n'.repeat(50) },
+    { name: 'x.zst', content: zstdFrame(EICAR) },
+  ]);
+
+  it('opens a stored tar member and finds the .zst it holds, naming both', async () => {
+    const outcome = await gate(rawZip([storedEntry('data.tar', tarOfZst)]));
+    expect(outcome).toEqual({
+      kind: 'unscannable',
+      reason: 'unsupported-format',
+      detail: 'zip member "data.tar": tar member "x.zst": zst (application/zstd) is a format ClamAV does not unpack',
+    });
+  });
+
+  it('inflates a deflated .gz member and finds the zstd stream it holds', async () => {
+    const outcome = await gate(rawZip([deflatedEntry('payload.gz', gzipSync(zstdFrame(EICAR)))]));
+    expect(outcome).toEqual({
+      kind: 'unscannable',
+      reason: 'unsupported-format',
+      detail: 'zip member "payload.gz": gzip content: zst (application/zstd) is a format ClamAV does not unpack',
+    });
+  });
+
+  it('opens a deflated tar.gz member named like plain data, and a tar inside a gzip inside a zip', async () => {
+    const tgz = gzipSync(tarOfZst);
+    await expect(gate(rawZip([deflatedEntry('notes.txt', tgz)]))).resolves.toMatchObject({
+      kind: 'unscannable',
+      reason: 'unsupported-format',
+    });
+    await expect(gate(rawZip([storedEntry('a.tgz', tgz)]))).resolves.toMatchObject({
+      kind: 'unscannable',
+      reason: 'unsupported-format',
+    });
+  });
+
+  it('passes a tar or gzip of plain text inside a zip', async () => {
+    const tarOfText = tarArchive([{ name: 'a.txt', content: 'just text\n'.repeat(1000) }]);
+    await expect(gate(rawZip([storedEntry('data.tar', tarOfText)]))).resolves.toEqual({ kind: 'scannable' });
+    await expect(gate(rawZip([deflatedEntry('data.tar', tarOfText)]))).resolves.toEqual({ kind: 'scannable' });
+    await expect(gate(rawZip([deflatedEntry('data.tar.gz', gzipSync(tarOfText))]))).resolves.toEqual({
+      kind: 'scannable',
+    });
+  });
+
+  it('calls a tar member of more than maxNestedInflateBytes limits-exceeded without reading it', async () => {
+    const bigTar = tarArchive([{ name: 'noise.bin', content: filler(limits.maxNestedInflateBytes + 1) }]);
+    const outer = rawZip([storedEntry('big.tar', bigTar)]);
+    const reader = countingReader(outer);
+    const outcome = await inspectContent(outer.subarray(0, HEAD_BYTES), reader, limits);
+    expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+    expect(outcome.kind === 'unscannable' && outcome.detail).toContain('"big.tar"');
+    const readBytes = reader.reads.reduce((sum, [start, end]) => sum + end - start + 1, 0);
+    expect(readBytes).toBeLessThan(limits.maxNestedInflateBytes);
+  });
+
+  it('calls a deflated gzip member whose content inflates beyond maxStreamInflateBytes limits-exceeded', async () => {
+    const tight = { ...limits, maxStreamInflateBytes: 64 * 1024 };
+    const gz = gzipSync(Buffer.alloc(256 * 1024, 0x41));
+    await expect(gate(rawZip([deflatedEntry('a.gz', gz)]), tight)).resolves.toMatchObject({
+      kind: 'unscannable',
+      reason: 'limits-exceeded',
+    });
+  });
+
+  it('counts gzip and tar members against maxNestedMembers and maxNestingDepth', async () => {
+    const tarOfText = tarArchive([{ name: 'a.txt', content: 'text' }]);
+    const entries = Array.from({ length: limits.maxNestedMembers + 1 }, (_, index) =>
+      storedEntry(`part-${index}.tar`, tarOfText),
+    );
+    await expect(gate(rawZip(entries))).resolves.toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+
+    // The gzip in a tar in a zip, maxNestingDepth - 2 zips down, is at the deepest level the gate opens;
+    // one more zip around it puts it beyond.
+    let nested = rawZip([storedEntry('data.tar', tarArchive([{ name: 'a.gz', content: gzipSync('text') }]))]);
+    for (let level = 1; level < limits.maxNestingDepth - 1; level += 1) nested = rawZip([storedEntry('l.zip', nested)]);
+    await expect(gate(nested)).resolves.toEqual({ kind: 'scannable' });
+    const deeper = rawZip([storedEntry('l.zip', nested)]);
+    await expect(gate(deeper)).resolves.toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+  });
+});
+
 /** A valid 1×1 PNG. */
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
