@@ -40,6 +40,21 @@ const EVASIONS: ReadonlyArray<readonly [string, Buffer]> = [
   ['lzma zip after text inside a gzip', gzipSync(Buffer.concat([Buffer.from('text\n'.repeat(100)), lzmaZip]))],
   ['zstd behind a skippable frame', skippableZstd],
   ['zstd behind a skippable frame in a tar', tarArchive([{ name: 'payload.bin', content: skippableZstd }])],
+  // Clean until gzip and tar members of a zip were opened (they were recognised and passed).
+  [
+    // Larger than the head the worker keeps: the member's data comes from a ranged GetObject.
+    'zstd in a tar stored in a zip',
+    rawZip([
+      storedEntry(
+        'data.tar',
+        tarArchive([
+          { name: 'readme.txt', content: 'plain text\n'.repeat(2000) },
+          { name: 'x.zst', content: zstdFrame(EICAR) },
+        ]),
+      ),
+    ]),
+  ],
+  ['zstd in a gzip deflated in a zip', rawZip([deflatedEntry('payload.gz', gzipSync(zstdFrame(EICAR)))])],
 ];
 
 /**
