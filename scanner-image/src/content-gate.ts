@@ -16,14 +16,17 @@
  * bytes, a deflated member's inflated from at most MAX_HEAD_INPUT_BYTES of its data) are classified with
  * the same type table as a whole object, and a member that is a zip is opened and inspected in turn. In
  * the worker these first bytes are taken as the object streams to clamd (LocalHeaderIndex), so judging
- * them costs no request; elsewhere they come with the ranged read of the member's local header.
+ * them costs no request; elsewhere they come with the ranged read of the member's local header. A member
+ * that is gzip or tar is opened too: its data (one ranged read, at most maxNestedInflateBytes; a larger
+ * member is limits-exceeded unread, a conservative false positive for a big ordinary tarball) is fed,
+ * inflated if deflated, to a ContainerStreamInspector one level deeper, so what it holds is judged exactly
+ * as the gzip and tar layers of a streamed object are, under the same nesting and inflate bounds.
  *
  * What it does not see (measured OK with clamd 1.4.6 all the same): 7z archives whose coders are BZip2 or
  * Deflate (reading a 7z's coder list needs an LZMA decoder for its packed header); archives inside bzip2,
- * xz, 7z, cab or RAR (those outer layers are not opened); gzip or tar inside a zip (recognised as such by
- * their first bytes, and passed: ClamAV unpacks them, but what they hold is not opened); the content of
- * zip members compressed with implode (6), deflate64 (9) or bzip2 (12), which ClamAV decodes and Node
- * cannot: they pass unjudged, so a zstd stream inside a bzip2 member is not seen (calling every such member
+ * xz, 7z, cab or RAR (those outer layers are not opened); the content of zip members compressed with
+ * implode (6), deflate64 (9) or bzip2 (12), which ClamAV decodes and Node cannot: they pass unjudged, so
+ * a zstd stream inside a bzip2 member, or a tar inside a deflate64 one, is not seen (calling every such member
  * Unscannable would turn ordinary 7-Zip and Windows deflate64 archives into false Unscannables, and
  * decoding them needs a decoder the worker does not carry); raw deflate and brotli, which have no header
  * to recognise; zip local entries missing from the central directory.
@@ -54,11 +57,12 @@ export interface GateLimits {
   readonly maxDirectoryBytes: number;
   /** Zips inside zips inspected this many levels down; an archive member deeper than that is not inspected. */
   readonly maxNestingDepth: number;
-  /** Archive members per zip the gate opens to look inside (each costs a ranged read or two). */
+  /** Archive members (zip, gzip or tar) per zip the gate opens to look inside (each costs a ranged read or two). */
   readonly maxNestedMembers: number;
   /**
    * A deflated member that is itself an archive is inflated in memory up to this size to be inspected; a
-   * zip inside a tar or gzip is held in memory up to this size to be inspected.
+   * zip inside a tar or gzip is held in memory up to this size to be inspected; a gzip or tar member of a
+   * zip is read into memory up to this size (of its data in the zip) to be opened.
    */
   readonly maxNestedInflateBytes: number;
   /**

@@ -25,11 +25,14 @@ import { ContainerStreamInspector } from './content-gate-stream.js';
 /**
  * What the content gate may spend on one object. Memory: at most one 1 MiB directory window, the local
  * headers seen in the stream (LOCAL_HEADERS_KEPT of them), and a deflated nested archive per level
- * (maxNestedInflateBytes × maxNestingDepth in the worst case); while the object streams, zlib's buffers
+ * (maxNestedInflateBytes × maxNestingDepth in the worst case, the data of a gzip or tar member of a zip
+ * counted among them, and the stream inspector opening it may hold a zip of as much again); while the object streams, zlib's buffers
  * per gzip level and a zip inside a tar or gzip per level (maxNestedInflateBytes each), and one zip member
  * being captured (at most 64 KiB of its data) plus the classification of each member seen. CPU: gunzipping
  * at most maxStreamInflateBytes per object, which is what clamd inflates (MaxScanSize) anyway; inflating
- * each zip member's first bytes (its first 64 KiB of data at most, a few attempts each).
+ * each zip member's first bytes (its first 64 KiB of data at most, a few attempts each); inflating and
+ * gunzipping each gzip or tar member of a zip (maxNestedMembers per zip, maxStreamInflateBytes of output for
+ * its deflate and again for its gzip layers, stopping at the first finding).
  */
 export const GATE_LIMITS: GateLimits = {
   maxMemberBytes: CLAMAV_MAX_FILE_BYTES,
