@@ -667,3 +667,18 @@ describe('content gate: central directory entries repeated at one local header',
     expect(reader.reads.length).toBeLessThan(40);
   });
 });
+
+describe('content gate: central directory entries repeated at one local header, disagreeing', () => {
+  it('calls entries at one local header that declare different sizes unsupported-format', async () => {
+    const member = 'plain text '.repeat(2000);
+    const zipped = duplicatedEntryZip(storedEntry('a.txt', member), 2);
+    // The second central entry (after the first, 46 + name bytes long) declares one byte less.
+    const directoryStart = zipped.readUInt32LE(zipped.length - 22 + 16);
+    const second = directoryStart + 46 + 'a.txt'.length;
+    zipped.writeUInt32LE(member.length - 1, second + 20);
+    await expect(inspectContent(zipped.subarray(0, HEAD_BYTES), bufferReader(zipped), limits)).resolves.toMatchObject({
+      kind: 'unscannable',
+      reason: 'unsupported-format',
+    });
+  });
+});
