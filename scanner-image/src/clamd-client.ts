@@ -21,6 +21,12 @@ export interface ClamdScanReply {
    * end-of-stream terminator was written. Fewer than the object has means clamd saw a prefix: never Clean.
    */
   readonly bytes: number;
+  /**
+   * True when the reply came after the whole body and the terminator had been handed to the socket. clamd
+   * answers only after the terminator (an early `ERROR` is the exception); an early `OK` cannot be about
+   * the whole object, so the worker never takes it for Clean.
+   */
+  readonly complete: boolean;
 }
 
 export interface ClamdScanner {
@@ -171,25 +177,36 @@ function frameLength(length: number): Buffer {
   return prefix;
 }
 
-/** clamd's reply on `socket`: text up to its NUL (or the close). Rejects when the connection fails first. */
+/**
+ * clamd's reply on `socket`: the text before its NUL. clamd ends every reply to a `z` command with NUL, so
+ * text without one was cut off (`stream: OK` could be the start of `stream: OKsomething FOUND`): that is
+ * no reply. Resolves '' when the connection ends without any; rejects when it fails with nothing received.
+ */
 function collectReply(socket: Socket, idleTimeoutMs: number): Promise<string> {
   const chunks: Buffer[] = [];
-  const text = (): string => Buffer.concat(chunks).toString('utf8').replace(/\0/g, '').trim();
+  const received = (): Buffer => Buffer.concat(chunks);
   const reply = new Promise<string>((resolve, reject) => {
+    const cutOff = (): void => {
+      const partial = received().toString('utf8').trim();
+      reject(new ClamdUnavailableError(`clamd's reply ended without its NUL terminator: "${partial.slice(0, 200)}"`));
+    };
     socket.setTimeout(idleTimeoutMs, () =>
       socket.destroy(new ClamdUnavailableError(`clamd connection idle for ${idleTimeoutMs} ms`)),
     );
     socket.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
-      if (chunk.includes(0)) resolve(text());
+      const all = received();
+      const end = all.indexOf(0);
+      if (end !== -1) resolve(all.subarray(0, end).toString('utf8').trim());
     });
     socket.on('error', (error) => {
-      // clamd closes right after an early ERROR reply; a reply already in is the answer.
-      if (chunks.length > 0) resolve(text());
+      // clamd closes right after an early ERROR reply; a complete reply already in is the answer (the
+      // promise is settled then and this does nothing).
+      if (chunks.length > 0) cutOff();
       else if (error instanceof ClamdUnavailableError) reject(error);
       else reject(new ClamdUnavailableError(`clamd connection failed: ${describe(error)}`, { cause: error }));
     });
-    socket.on('close', () => resolve(text()));
+    socket.on('close', () => (chunks.length > 0 ? cutOff() : resolve('')));
   });
   // Awaited later; a failure before then must not count as unhandled.
   reply.catch(() => undefined);
@@ -228,6 +245,16 @@ export async function scanInstream(
     body.destroy();
   });
   let bytes = 0;
+  // Whether the terminator had been handed to the socket when the reply arrived (read in the reply's own
+  // continuation, which runs right after the data event that completed it).
+  let terminatorWritten = false;
+  let complete = false;
+  reply.then(
+    () => {
+      complete = terminatorWritten;
+    },
+    () => undefined,
+  );
   try {
     try {
       await once(socket, 'connect');
@@ -236,7 +263,9 @@ export async function scanInstream(
         await write(socket, frameLength(chunk.length), chunk);
         bytes += chunk.length;
       }
-      await write(socket, END_OF_STREAM);
+      const terminator = write(socket, END_OF_STREAM);
+      terminatorWritten = true;
+      await terminator;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (error instanceof BodyReadError && !connectionClosed) throw error.cause;
@@ -251,7 +280,7 @@ export async function scanInstream(
       throw error;
     }
     if (text === '') throw new ClamdUnavailableError('clamd closed the connection without a reply');
-    return { reply: text, bytes };
+    return { reply: text, bytes, complete };
   } finally {
     signal?.removeEventListener('abort', onAbort);
     socket.destroy();

@@ -152,6 +152,9 @@ export async function scanObject(
         if (scanned.bytes < scanned.size && outcome.verdict.verdict === 'Clean') {
           throw new IncompleteDownloadError(`clamd saw ${scanned.bytes} of ${scanned.size} bytes`);
         }
+        if (!scanned.complete && outcome.verdict.verdict === 'Clean') {
+          throw new IncompleteDownloadError('clamd answered OK before the end of the stream');
+        }
         if (outcome.verdict.verdict === 'Clean') {
           // clamd's findings (Infected, Unscannable) stand as they are; only its OK is questioned: first by
           // what the gzip and tar layers held as they streamed by, then by the object's type and zip records.
@@ -208,6 +211,8 @@ type Scanned =
       readonly kind: 'reply';
       readonly reply: string;
       readonly bytes: number;
+      /** clamd answered after the terminator was sent (ClamdScanReply.complete). */
+      readonly complete: boolean;
       readonly size: number;
       /** The object's first HEAD_BYTES, kept as they went to clamd. */
       readonly head: Buffer;
@@ -258,6 +263,7 @@ async function downloadAndScan(
       kind: 'reply',
       reply: reply.reply,
       bytes: reply.bytes,
+      complete: reply.complete,
       size,
       head: tap.head,
       localHeaders: tap.localHeaders,

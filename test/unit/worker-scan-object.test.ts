@@ -69,7 +69,7 @@ describe('scanObject', () => {
   it('streams the exact version, conditional on the ETag, into clamd', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
     s3.on(GetObjectCommand).resolves({ Body: body(10) });
-    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK\0', bytes })]);
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK\0', bytes, complete: true })]);
     await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toEqual({
       verdict: { verdict: 'Clean' },
       bytesScanned: 10,
@@ -138,7 +138,15 @@ describe('scanObject', () => {
   it('never calls a short download Clean: retries, then ObjectReadError (S3, not clamd, failed)', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
     s3.on(GetObjectCommand).callsFake(() => ({ Body: body(6) }));
-    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes })]);
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes, complete: true })]);
+    await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toBeInstanceOf(ObjectReadError);
+    expect(scanner.scans).toBe(3);
+  });
+
+  it('never calls an OK that came before the end of the stream Clean: retries, then ObjectReadError', async () => {
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(10) }));
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes, complete: false })]);
     await expect(scanObject({ object }, { s3: client, scanner }, options)).rejects.toBeInstanceOf(ObjectReadError);
     expect(scanner.scans).toBe(3);
   });
@@ -146,7 +154,7 @@ describe('scanObject', () => {
   it('keeps a detection found in a short download', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 10 });
     s3.on(GetObjectCommand).callsFake(() => ({ Body: body(6) }));
-    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: Eicar FOUND', bytes })]);
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: Eicar FOUND', bytes, complete: true })]);
     await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toMatchObject({
       verdict: { verdict: 'Infected', signature: 'Eicar' },
     });
@@ -157,8 +165,8 @@ describe('scanObject', () => {
     s3.on(GetObjectCommand).callsFake(() => ({ Body: body(10) }));
     const scanner = fakeScanner([
       () => new ClamdUnavailableError('ECONNREFUSED'),
-      (bytes) => ({ reply: "stream: Can't allocate memory ERROR", bytes }),
-      (bytes) => ({ reply: 'stream: OK', bytes }),
+      (bytes) => ({ reply: "stream: Can't allocate memory ERROR", bytes, complete: true }),
+      (bytes) => ({ reply: 'stream: OK', bytes, complete: true }),
     ]);
     await expect(scanObject({ object }, { s3: client, scanner }, options)).resolves.toMatchObject({
       verdict: { verdict: 'Clean' },
@@ -211,7 +219,7 @@ describe('scanObject', () => {
 
   it('with a pinned size, goes straight to GetObject (no second HeadObject)', async () => {
     s3.on(GetObjectCommand).resolves({ Body: body(10), ContentLength: 10 });
-    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes })]);
+    const scanner = fakeScanner([(bytes) => ({ reply: 'stream: OK', bytes, complete: true })]);
     await expect(
       scanObject({ object: { ...object, size: 10 } }, { s3: client, scanner }, options),
     ).resolves.toMatchObject({ verdict: { verdict: 'Clean' }, bytesScanned: 10 });
@@ -251,7 +259,7 @@ describe('scanObject', () => {
       storedEntry('padding.bin', Buffer.alloc(50_000, 0x61)),
       lzmaEntry('eicar.com', EICAR),
     ]);
-    const ok = (bytes: number): ClamdScanReply => ({ reply: 'stream: OK', bytes });
+    const ok = (bytes: number): ClamdScanReply => ({ reply: 'stream: OK', bytes, complete: true });
 
     it('turns OK for a zip with an LZMA member into Unscannable unsupported-format (small: no second request)', async () => {
       s3.on(GetObjectCommand).callsFake(serve(lzmaZip));
@@ -304,7 +312,7 @@ describe('scanObject', () => {
 
     it("lets clamd's findings stand: an Infected reply is not re-examined", async () => {
       s3.on(GetObjectCommand).callsFake(serve(largeLzmaZip));
-      const scanner = fakeScanner([(bytes) => ({ reply: 'stream: Eicar FOUND', bytes })]);
+      const scanner = fakeScanner([(bytes) => ({ reply: 'stream: Eicar FOUND', bytes, complete: true })]);
       await expect(
         scanObject(
           { object: { ...object, size: largeLzmaZip.length } },

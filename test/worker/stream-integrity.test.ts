@@ -5,6 +5,7 @@
  * is Infected; a truncated one would come back Clean.
  */
 import { mkdtempSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -134,7 +135,67 @@ describe("INSTREAM over clamd's unix socket", () => {
   test('the byte count is what the socket accepted: a body shorter than its object reports only its own bytes', async () => {
     const scanner = await createClamdScanner(clamd.address);
     const reply = await scanner.scan(asDownload(Buffer.alloc(MiB + 100).subarray(0, 300 * KiB)));
-    expect(reply).toEqual({ reply: 'stream: OK', bytes: 300 * KiB });
+    expect(reply).toEqual({ reply: 'stream: OK', bytes: 300 * KiB, complete: true });
+  });
+
+  describe('against a clamd that misbehaves', () => {
+    /** A stand-in clamd on a unix socket of its own that answers each INSTREAM session with `answer`. */
+    async function fakeClamd(answer: (client: Socket) => void): Promise<{ address: ClamdAddress; close(): void }> {
+      const sockets = new Set<Socket>();
+      const server = createServer((client) => {
+        sockets.add(client);
+        client.on('error', () => undefined);
+        client.once('data', () => answer(client));
+      });
+      const path = join(mkdtempSync(join(tmpdir(), 'fake-clamd-')), 'clamd.sock');
+      await new Promise<void>((resolve) => server.listen(path, resolve));
+      return {
+        address: { kind: 'socket', path },
+        close: () => {
+          for (const socket of sockets) socket.destroy();
+          server.close();
+        },
+      };
+    }
+
+    test('an OK that arrives before the terminator was sent is reported as incomplete', async () => {
+      // Answers at once and keeps reading, as no real clamd does: the OK cannot be about the whole object.
+      const fake = await fakeClamd((client) => {
+        client.write('stream: OK\0');
+        client.resume();
+      });
+      try {
+        const scanner = await createClamdScanner(fake.address);
+        const reply = await scanner.scan(asDownload(withTailMarker(2 * MiB)));
+        expect(reply).toMatchObject({ reply: 'stream: OK', complete: false });
+      } finally {
+        fake.close();
+      }
+    });
+
+    test('a reply cut off before its NUL is no reply: ClamdUnavailableError, not "stream: OK"', async () => {
+      // `stream: OK` could be the start of `stream: OKsomething FOUND`.
+      const fake = await fakeClamd((client) => {
+        client.resume();
+        client.end('stream: OK');
+      });
+      try {
+        const scanner = await createClamdScanner(fake.address);
+        await expect(scanner.scan(asDownload(Buffer.alloc(1024)))).rejects.toThrow(ClamdUnavailableError);
+      } finally {
+        fake.close();
+      }
+    });
+
+    test("real clamd's answers are complete: after the terminator, NUL-terminated", async () => {
+      const scanner = await createClamdScanner(clamd.address);
+      await expect(scanner.scan(asDownload(withTailMarker(300 * KiB)))).resolves.toMatchObject({ complete: true });
+      await expect(scanner.scan(asDownload(Buffer.alloc(300 * KiB)))).resolves.toEqual({
+        reply: 'stream: OK',
+        bytes: 300 * KiB,
+        complete: true,
+      });
+    });
   });
 
   /**
