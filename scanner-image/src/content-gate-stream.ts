@@ -27,6 +27,7 @@ import {
   type GateOutcome,
   type GateReason,
   HEAD_BYTES,
+  InflateBudget,
   inspectInMemory,
   streamContainerKind,
   UndecodableLocalHeaderSweep,
@@ -57,8 +58,11 @@ class Finding extends Error {
 
 interface StreamContext {
   readonly limits: GateLimits;
-  /** Bytes gunzipped so far, every level together (ClamAV's MaxScanSize counts them together too). */
-  inflatedBytes: number;
+  /**
+   * Bytes inflated so far, every level together (ClamAV's MaxScanSize counts them together too), shared
+   * with what content-gate.ts inflates for the same object.
+   */
+  readonly budget: InflateBudget;
   readonly gunzips: Set<Gunzip>;
 }
 
@@ -78,8 +82,8 @@ export class ContainerStreamInspector {
    * @param depth how many containers the content is inside: 0 for an object, one more than the zip's for
    * a gzip or tar member of a zip (content-gate.ts feeds those)
    */
-  constructor(limits: GateLimits, depth = 0) {
-    this.context = { limits, inflatedBytes: 0, gunzips: new Set() };
+  constructor(limits: GateLimits, depth = 0, budget = new InflateBudget(limits.maxStreamInflateBytes)) {
+    this.context = { limits, budget, gunzips: new Set() };
     this.root = new MemberSink(this.context, '', depth, undefined, true);
   }
 
@@ -211,7 +215,7 @@ class MemberSink implements Sink {
       return new ZipBufferSink(this.context, this.depth);
     }
     // Not a container the gate opens: the type table decides from the first bytes alone.
-    const outcome = await inspectInMemory(head, limits, this.depth);
+    const outcome = await inspectInMemory(head, limits, this.depth, this.context.budget);
     if (outcome.kind === 'unscannable') throw new Finding(outcome.reason, outcome.detail);
     return IGNORE;
   }
@@ -251,7 +255,7 @@ class ZipBufferSink implements Sink {
   async end(): Promise<void> {
     const content = Buffer.concat(this.chunks, this.bytes);
     this.chunks.length = 0;
-    const outcome = await inspectInMemory(content, this.context.limits, this.depth);
+    const outcome = await inspectInMemory(content, this.context.limits, this.depth, this.context.budget);
     if (outcome.kind === 'unscannable') throw new Finding(outcome.reason, outcome.detail);
   }
 }
@@ -282,8 +286,7 @@ class GzipSink implements Sink {
     const { limits } = this.context;
     try {
       for await (const piece of this.gunzip as AsyncIterable<Buffer>) {
-        this.context.inflatedBytes += piece.length;
-        if (this.context.inflatedBytes > limits.maxStreamInflateBytes) {
+        if (!this.context.budget.spend(piece.length)) {
           throw new Finding(
             'limits-exceeded',
             `gzip content inflates beyond ${limits.maxStreamInflateBytes} bytes, more than ClamAV scans (MaxScanSize)`,

@@ -190,6 +190,8 @@ export async function inspectContent(
   limits: GateLimits,
   signal?: AbortSignal,
   localHeaders?: LocalHeaderIndex,
+  /** Shared with the object's ContainerStreamInspector, so the streamed layers count too. */
+  budget: InflateBudget = new InflateBudget(limits.maxStreamInflateBytes),
 ): Promise<GateOutcome> {
   // A small object is entirely in `head`: no reads needed.
   const whole = head.length >= reader.size;
@@ -202,8 +204,30 @@ export async function inspectContent(
     limits,
     depth: 0,
     localHeaders: whole ? undefined : localHeaders,
+    budget,
     ...(signal ? { signal } : {}),
   });
+}
+
+/**
+ * Everything the gate inflates for one object, on every path and at every level together: the streamed
+ * gzip layers, nested zip members, gzip and tar members of zips. Per-member bounds alone let members that
+ * overlap (several local headers sharing one deflated stream) or repeat multiply the work; one total, at
+ * most what ClamAV itself scans (MaxScanSize), cannot be multiplied. Past it: limits-exceeded.
+ */
+export class InflateBudget {
+  private spent = 0;
+  constructor(readonly limit: number) {}
+
+  /** Counts `bytes` as inflated; false once the total is above the limit. */
+  spend(bytes: number): boolean {
+    this.spent += bytes;
+    return this.spent <= this.limit;
+  }
+
+  get remaining(): number {
+    return Math.max(0, this.limit - this.spent);
+  }
 }
 
 /** One object (or archive member) being inspected, and how to reach its bytes. */
@@ -215,6 +239,7 @@ interface Inspection {
   /** How many archives this content is nested in. */
   readonly depth: number;
   readonly localHeaders: LocalHeaderIndex | undefined;
+  readonly budget: InflateBudget;
   readonly signal?: AbortSignal;
 }
 
@@ -342,13 +367,19 @@ export async function streamContainerKind(head: Buffer): Promise<'gzip' | 'tar' 
  * from its first bytes, and, for a zip, its directory and local headers. `content` may be just the first
  * HEAD_BYTES of a member that is not a zip: nothing but a zip is read beyond them.
  */
-export function inspectInMemory(content: Buffer, limits: GateLimits, depth: number): Promise<GateOutcome> {
+export function inspectInMemory(
+  content: Buffer,
+  limits: GateLimits,
+  depth: number,
+  budget: InflateBudget,
+): Promise<GateOutcome> {
   return inspect(content.subarray(0, HEAD_BYTES), {
     reader: bufferReader(content),
     readsAreRequests: false,
     limits,
     depth,
     localHeaders: undefined,
+    budget,
   });
 }
 
@@ -1228,7 +1259,13 @@ async function inspectNestedMember(entry: ZipEntry, local: LocalHeader, outer: I
   if (dataStart + entry.compressedSize > reader.size) {
     throw new UnreadableZipError(`member "${entry.name}" extends beyond the end of the file`);
   }
-  const deeper = { limits, depth: outer.depth + 1, localHeaders: undefined, ...(signal ? { signal } : {}) };
+  const deeper = {
+    limits,
+    depth: outer.depth + 1,
+    localHeaders: undefined,
+    budget: outer.budget,
+    ...(signal ? { signal } : {}),
+  };
 
   if (entry.method === 0) {
     const inner = sliceReader(reader, dataStart, entry.compressedSize);
@@ -1241,7 +1278,7 @@ async function inspectNestedMember(entry: ZipEntry, local: LocalHeader, outer: I
     entry.uncompressedSize <= limits.maxNestedInflateBytes
   ) {
     const compressed = await reader.read(dataStart, dataStart + entry.compressedSize - 1, signal);
-    const content = inflateMember(compressed, entry.name, limits.maxNestedInflateBytes);
+    const content = inflateMember(compressed, entry.name, limits.maxNestedInflateBytes, outer.budget);
     return inspect(content.subarray(0, HEAD_BYTES), {
       ...deeper,
       reader: bufferReader(content),
@@ -1276,7 +1313,7 @@ async function inspectStreamedMember(entry: ZipEntry, local: LocalHeader, outer:
     throw new UnreadableZipError(`member "${entry.name}" extends beyond the end of the file`);
   }
   const data = await reader.read(dataStart, dataStart + entry.compressedSize - 1, signal);
-  const inspector = new ContainerStreamInspector(limits, outer.depth + 1);
+  const inspector = new ContainerStreamInspector(limits, outer.depth + 1, outer.budget);
   try {
     // The local header's method: what content() judged the first bytes with, and what ClamAV decodes.
     if (local.method === 0) {
@@ -1284,7 +1321,7 @@ async function inspectStreamedMember(entry: ZipEntry, local: LocalHeader, outer:
         await inspector.write(data.subarray(at, at + NESTED_FEED_BYTES));
       }
     } else {
-      await feedInflated(data, entry.name, limits.maxStreamInflateBytes, inspector);
+      await feedInflated(data, entry.name, limits.maxStreamInflateBytes, inspector, outer.budget);
     }
   } catch (error) {
     inspector.abort();
@@ -1299,6 +1336,7 @@ async function feedInflated(
   name: string,
   maxBytes: number,
   inspector: ContainerStreamInspector,
+  budget: InflateBudget,
 ): Promise<void> {
   const inflate = createInflateRaw();
   inflate.end(compressed);
@@ -1307,6 +1345,7 @@ async function feedInflated(
     for await (const piece of inflate as AsyncIterable<Buffer>) {
       bytes += piece.length;
       if (bytes > maxBytes) throw new GateLimitError(`member "${name}" inflates beyond ${maxBytes} bytes`);
+      if (!budget.spend(piece.length)) throw new GateLimitError(budgetSpent(budget));
       await inspector.write(piece);
       if (inspector.concluded) break;
     }
@@ -1321,15 +1360,26 @@ async function feedInflated(
   }
 }
 
-function inflateMember(compressed: Buffer, name: string, maxBytes: number): Buffer {
+function inflateMember(compressed: Buffer, name: string, maxBytes: number, budget: InflateBudget): Buffer {
+  const cap = Math.min(maxBytes, budget.remaining);
+  if (cap === 0) throw new GateLimitError(budgetSpent(budget));
+  let content: Buffer;
   try {
-    return inflateRawSync(compressed, { maxOutputLength: maxBytes });
+    content = inflateRawSync(compressed, { maxOutputLength: cap });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new GateLimitError(`member "${name}" inflates beyond ${maxBytes} bytes`);
+      throw new GateLimitError(
+        cap < maxBytes ? budgetSpent(budget) : `member "${name}" inflates beyond ${maxBytes} bytes`,
+      );
     }
     throw new UnreadableZipError(`member "${name}" does not inflate`);
   }
+  budget.spend(content.length);
+  return content;
+}
+
+function budgetSpent(budget: InflateBudget): string {
+  return `the gate has inflated ${budget.limit} bytes for this object, as much as ClamAV scans (MaxScanSize)`;
 }
 
 // --- readers -----------------------------------------------------------------------------------------------

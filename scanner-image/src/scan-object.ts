@@ -15,6 +15,7 @@ import {
   type GateLimits,
   type GateOutcome,
   HEAD_BYTES,
+  InflateBudget,
   inspectContent,
   LocalHeaderIndex,
   type RangeReader,
@@ -168,6 +169,7 @@ export async function scanObject(
                   options.gateLimits ?? GATE_LIMITS,
                   options.signal,
                   scanned.localHeaders,
+                  scanned.inflateBudget,
                 );
           if (gate.kind === 'unscannable') {
             return {
@@ -217,6 +219,8 @@ type Scanned =
       /** The object's first HEAD_BYTES, kept as they went to clamd. */
       readonly head: Buffer;
       readonly localHeaders: LocalHeaderIndex;
+      /** What the gate may still inflate for this object; the streamed layers spent part of it already. */
+      readonly inflateBudget: InflateBudget;
       /** What the gzip and tar layers the tap opened say (content-gate-stream.ts). */
       readonly streamed: Promise<GateOutcome>;
       /** A zip local header anywhere in the object with a method ClamAV cannot decode, if one went by. */
@@ -267,6 +271,7 @@ async function downloadAndScan(
       size,
       head: tap.head,
       localHeaders: tap.localHeaders,
+      inflateBudget: tap.inflateBudget,
       streamed: tap.streamed,
       undecodableLocalHeader: tap.undecodableLocalHeader,
     };
@@ -288,6 +293,7 @@ async function downloadAndScan(
  */
 class ContentTap extends Transform {
   readonly localHeaders = new LocalHeaderIndex(LOCAL_HEADERS_KEPT);
+  readonly inflateBudget: InflateBudget;
   private readonly sweep = new UndecodableLocalHeaderSweep();
   private readonly headChunks: Buffer[] = [];
   private headBytes = 0;
@@ -296,7 +302,8 @@ class ContentTap extends Transform {
 
   constructor(gateLimits: GateLimits) {
     super();
-    this.inspector = new ContainerStreamInspector(gateLimits);
+    this.inflateBudget = new InflateBudget(gateLimits.maxStreamInflateBytes);
+    this.inspector = new ContainerStreamInspector(gateLimits, 0, this.inflateBudget);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

@@ -764,3 +764,68 @@ describe('content gate: central directory entries repeated at one local header, 
     });
   });
 });
+
+/**
+ * `count` local headers at distinct offsets whose data all start at the same byte: one deflated stream
+ * (`compressed`, inflating to `size` bytes) shared by every member. Each header's extra field spans the
+ * headers after it. The central directory lists each header once, so nothing repeats an offset.
+ */
+function overlappingMembersZip(compressed: Buffer, size: number, count: number): Buffer {
+  const names = Array.from({ length: count }, (_, i) => `m${String(i).padStart(3, '0')}.zip`);
+  const headerBytes = 30 + (names[0] ?? '').length;
+  const dataStart = headerBytes * count;
+  const locals = names.map((name, i) => {
+    const header = Buffer.alloc(headerBytes);
+    header.writeUInt32LE(0x04034b50, 0);
+    header.writeUInt16LE(20, 4);
+    header.writeUInt16LE(ZIP_METHOD.deflate, 8);
+    header.writeUInt32LE(compressed.length, 18);
+    header.writeUInt32LE(size, 22);
+    header.writeUInt16LE(name.length, 26);
+    header.writeUInt16LE(dataStart - (i * headerBytes + headerBytes), 28);
+    header.write(name, 30, 'latin1');
+    return header;
+  });
+  const central = names.map((name, i) => {
+    const entry = Buffer.alloc(46 + name.length);
+    entry.writeUInt32LE(0x02014b50, 0);
+    entry.writeUInt16LE(20, 4);
+    entry.writeUInt16LE(20, 6);
+    entry.writeUInt16LE(ZIP_METHOD.deflate, 10);
+    entry.writeUInt32LE(compressed.length, 20);
+    entry.writeUInt32LE(size, 24);
+    entry.writeUInt16LE(name.length, 28);
+    entry.writeUInt32LE(i * headerBytes, 42);
+    entry.write(name, 46, 'latin1');
+    return entry;
+  });
+  const directory = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(count, 8);
+  end.writeUInt16LE(count, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(dataStart + compressed.length, 16);
+  return Buffer.concat([...locals, compressed, directory, end]);
+}
+
+describe('content gate: one inflation budget per object', () => {
+  // Review: members at distinct local headers sharing one deflated nested zip are each inflated and
+  // opened; per-member bounds let the work grow with the member count (64 × 16 MiB per level, three
+  // levels). What the gate inflates for one object, on every path, is now one total.
+  const inner = rawZip([storedEntry('notes.txt', 'plain text\n'.repeat(512 * 93))]);
+  const shared = deflateRawSync(inner);
+
+  it('opens each overlapping nested zip while the total stays within the budget', async () => {
+    const content = overlappingMembersZip(shared, inner.length, 12);
+    await expect(gate(content)).resolves.toEqual({ kind: 'scannable' });
+  });
+
+  it('stops with limits-exceeded once the members together inflate more than the budget', async () => {
+    const content = overlappingMembersZip(shared, inner.length, 12);
+    const budgeted = { ...limits, maxStreamInflateBytes: 4 * inner.length };
+    const outcome = await gate(content, budgeted);
+    expect(outcome).toMatchObject({ kind: 'unscannable', reason: 'limits-exceeded' });
+    expect(outcome.kind === 'unscannable' ? outcome.detail : '').toContain('as much as ClamAV scans');
+  });
+});
