@@ -354,3 +354,16 @@ export function paxPath(path: string): TarEntry {
   while (body(length).length !== length) length = body(length).length;
   return { name: 'PaxHeader', content: body(length), type: 'x' };
 }
+
+/** Deterministic incompressible bytes (xorshift): fixtures that look random and reproduce exactly. */
+export function noise(bytes: number, seed = 0x9e3779b9): Buffer {
+  const out = Buffer.alloc(bytes);
+  let state = seed;
+  for (let index = 0; index < bytes; index += 1) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    out[index] = state & 0xff;
+  }
+  return out;
+}

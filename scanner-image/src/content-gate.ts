@@ -480,9 +480,7 @@ const MAX_CAPTURE_DECISIONS = 8;
 export class LocalHeaderIndex {
   private readonly headers = new Map<number, LocalHeader>();
   private readonly heads = new Map<number, CapturedHead>();
-  /** The last bytes of the previous chunk that could still start a header, and where they start. */
-  private carry: Buffer = Buffer.alloc(0);
-  private carryOffset = 0;
+  private readonly scan = new LocalHeaderScan();
   private overflowed = false;
   /** Stream offset of the next chunk. */
   private streamOffset = 0;
@@ -496,29 +494,18 @@ export class LocalHeaderIndex {
   push(chunk: Buffer): void {
     const chunkOffset = this.streamOffset;
     this.streamOffset += chunk.length;
-    const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    const dataOffset = this.carryOffset;
-    let from = 0;
-    for (;;) {
-      const at = data.indexOf(LOCAL_HEADER_SIGNATURE, from);
-      if (at === -1 || at + 30 > data.length) {
-        // Keep what could be the start of a header cut by the chunk boundary.
-        const keepFrom = at === -1 ? Math.max(from, data.length - 3) : at;
-        this.carry = Buffer.from(data.subarray(keepFrom));
-        this.carryOffset = dataOffset + keepFrom;
-        break;
-      }
+    this.scan.push(chunk, (data, at, offset) => {
       const local = parseLocalHeader(data, at);
-      if (this.headers.size < this.maxHeaders) this.headers.set(dataOffset + at, local);
+      if (this.headers.size < this.maxHeaders) this.headers.set(offset, local);
       else this.overflowed = true;
       if (isPlausibleLocalHeader(data, at)) {
         // The capture takes its bytes up to this header first: they may complete it.
-        this.capture?.take(chunk, chunkOffset, dataOffset + at);
+        this.capture?.take(chunk, chunkOffset, offset);
         this.progress();
-        this.onHeader(dataOffset + at, local);
+        this.onHeader(offset, local);
       }
-      from = at + 1;
-    }
+      return false;
+    });
     this.capture?.take(chunk, chunkOffset, Number.POSITIVE_INFINITY);
     this.progress();
   }
@@ -706,6 +693,40 @@ function isPlausibleLocalHeader(data: Buffer, at: number): boolean {
 }
 
 /**
+ * Finds zip local header signatures with their 30 fixed bytes in a stream fed chunk by chunk, across chunk
+ * boundaries: what could still start a header (a signature prefix, or a header whose fixed part is cut) is
+ * carried into the next chunk. The one scanner behind LocalHeaderIndex and UndecodableLocalHeaderSweep.
+ */
+class LocalHeaderScan {
+  private carry: Buffer = Buffer.alloc(0);
+  private carryOffset = 0;
+
+  /**
+   * Calls `found(data, at, offset)` for each header in the carry plus `chunk`: `data` holds its fixed part
+   * at `at`, `offset` is its position in the stream. `found` returning true stops the scan for good.
+   */
+  push(chunk: Buffer, found: (data: Buffer, at: number, offset: number) => boolean): void {
+    const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    const dataOffset = this.carryOffset;
+    let from = 0;
+    for (;;) {
+      const at = data.indexOf(LOCAL_HEADER_SIGNATURE, from);
+      if (at === -1 || at + 30 > data.length) {
+        const keepFrom = at === -1 ? Math.max(from, data.length - 3) : at;
+        this.carry = Buffer.from(data.subarray(keepFrom));
+        this.carryOffset = dataOffset + keepFrom;
+        return;
+      }
+      if (found(data, at, dataOffset + at)) {
+        this.carry = Buffer.alloc(0);
+        return;
+      }
+      from = at + 1;
+    }
+  }
+}
+
+/**
  * Watches a byte stream for zip local headers that declare a compression method ClamAV cannot decode,
  * wherever they are: ClamAV finds a zip by its local header signature anywhere in a file (a self-extractor
  * stub, a PNG or text before it, a zip appended to a gzip) and walks local headers that no central
@@ -716,8 +737,7 @@ function isPlausibleLocalHeader(data: Buffer, at: number): boolean {
  * compressed bytes that happen to hold the signature do not count. Memory: 29 bytes of carry.
  */
 export class UndecodableLocalHeaderSweep {
-  private carry: Buffer = Buffer.alloc(0);
-  private carryOffset = 0;
+  private readonly scan = new LocalHeaderScan();
   private first: string | undefined;
 
   /** What the first undecodable header seen so far says, if any. */
@@ -728,29 +748,16 @@ export class UndecodableLocalHeaderSweep {
   /** Feeds the next bytes; returns what the first undecodable header found so far says, if any. */
   push(chunk: Buffer): string | undefined {
     if (this.first !== undefined) return this.first;
-    const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    const dataOffset = this.carryOffset;
-    let from = 0;
-    for (;;) {
-      const at = data.indexOf(LOCAL_HEADER_SIGNATURE, from);
-      if (at === -1 || at + 30 > data.length) {
-        const keepFrom = at === -1 ? Math.max(from, data.length - 3) : at;
-        this.carry = Buffer.from(data.subarray(keepFrom));
-        this.carryOffset = dataOffset + keepFrom;
-        return undefined;
-      }
+    this.scan.push(chunk, (data, at, offset) => {
       const local = parseLocalHeader(data, at);
-      if (
-        isPlausibleLocalHeader(data, at) &&
-        !CLAMAV_ZIP_METHODS.has(local.method) &&
-        ZIP_METHOD_NAMES[local.method] !== undefined
-      ) {
-        this.first = `a zip local header at byte ${dataOffset + at} declares compression method ${local.method} (${ZIP_METHOD_NAMES[local.method]}), which ClamAV does not decode`;
-        this.carry = Buffer.alloc(0);
-        return this.first;
+      const name = ZIP_METHOD_NAMES[local.method];
+      if (!isPlausibleLocalHeader(data, at) || CLAMAV_ZIP_METHODS.has(local.method) || name === undefined) {
+        return false;
       }
-      from = at + 1;
-    }
+      this.first = `a zip local header at byte ${offset} declares compression method ${local.method} (${name}), which ClamAV does not decode`;
+      return true;
+    });
+    return this.first;
   }
 }
 

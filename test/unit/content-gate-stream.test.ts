@@ -3,6 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import {
   deflatedEntry,
   lzmaEntry,
+  noise,
   paxPath,
   rawZip,
   storedEntry,
@@ -39,19 +40,6 @@ async function streamed(content: Buffer, gateLimits = limits, chunkBytes = 64 * 
     await inspector.write(content.subarray(at, at + chunkBytes));
   }
   return inspector.end();
-}
-
-/** Deterministic incompressible bytes (xorshift). */
-function noise(bytes: number, seed = 0x9e3779b9): Buffer {
-  const out = Buffer.alloc(bytes);
-  let state = seed;
-  for (let index = 0; index < bytes; index += 1) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[index] = state & 0xff;
-  }
-  return out;
 }
 
 const lzmaZip = rawZip([lzmaEntry('eicar.com', EICAR)]);

@@ -6,6 +6,7 @@ import {
   deflatedEntry,
   lzmaAlone,
   lzmaEntry,
+  noise,
   type RawZipEntry,
   rawZip,
   storedEntry,
@@ -66,19 +67,6 @@ async function streamedOutcome(content: Buffer): Promise<GateOutcome> {
   const inspector = new ContainerStreamInspector(limits);
   await inspector.write(content);
   return inspector.end();
-}
-
-/** Deterministic "random" bytes (xorshift), so a failure reproduces. */
-function noise(bytes: number, seed = 0x2545f491): Buffer {
-  const out = Buffer.alloc(bytes);
-  let state = seed;
-  for (let index = 0; index < bytes; index += 1) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[index] = state & 0xff;
-  }
-  return out;
 }
 
 /** A member payload of `bytes` (well past HEAD_BYTES, so the gate has to read the directory from the tail). */
