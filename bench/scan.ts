@@ -22,17 +22,16 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { ObjectIdentity } from '../functions/commons/scan-job.js';
-import { startClamd } from '../local/runtime/clamd.js';
+import { clamdInstream, startClamd } from '../local/runtime/clamd.js';
 import { PROJECT_ROOT, startMoto } from '../local/runtime/moto.js';
 import { hasSignatures, writeSyntheticDatabase } from '../scanner-image/signatures/generate.js';
-import { type ClamdAddress, defaultConcurrency } from '../scanner-image/src/config.js';
+import { defaultConcurrency } from '../scanner-image/src/config.js';
 import type { ProbeInput, ProbeOutput } from './worker-probe.js';
 
 const KiB = 1024;
@@ -126,38 +125,6 @@ async function pool<T>(items: readonly T[], concurrency: number, work: (item: T)
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
   return (performance.now() - started) / 1000;
-}
-
-/**
- * (a): INSTREAM straight from a file, 1 MiB chunks, with backpressure, on the same socket as the worker.
- * Every write goes to the socket itself, so Node keeps them in order and the terminator comes last.
- * The reply must be OK.
- */
-function rawInstream(address: ClamdAddress, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket =
-      address.kind === 'socket' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
-    let reply = '';
-    socket.on('data', (chunk: Buffer) => {
-      reply += chunk.toString();
-    });
-    socket.on('close', () => resolve(reply.replace(/\0/g, '').trim()));
-    socket.on('error', reject);
-    socket.write('zINSTREAM\0');
-    const file = createReadStream(path, { highWaterMark: MiB });
-    file.on('data', (chunk) => {
-      const data = chunk as Buffer;
-      const header = Buffer.alloc(4);
-      header.writeUInt32BE(data.length);
-      socket.write(header);
-      if (!socket.write(data)) {
-        file.pause();
-        socket.once('drain', () => file.resume());
-      }
-    });
-    file.on('end', () => socket.end(Buffer.alloc(4)));
-    file.on('error', reject);
-  });
 }
 
 async function upload(s3: S3Client, bucket: string, key: string, path: string, size: number): Promise<ObjectIdentity> {
@@ -298,10 +265,11 @@ async function main(): Promise<void> {
       const concurrency = Math.min(options.concurrency, bench.count);
       const servers = (): number => processCpuMs(clamd.process.pid) + processCpuMs(moto.process.pid);
       log(`${bench.name}: (a) raw clamd INSTREAM`);
-      await rawInstream(clamd.address, warmupPath);
+      await clamdInstream(clamd.address, { path: warmupPath });
       let cpu = servers() + selfCpuMs();
       const aSeconds = await pool(paths, concurrency, async (path) => {
-        const reply = await rawInstream(clamd.address, path);
+        // (a): INSTREAM straight from the file, on the same socket as the worker.
+        const reply = await clamdInstream(clamd.address, { path });
         if (reply !== 'stream: OK') throw new Error(`raw INSTREAM of ${path}: ${reply}`);
       });
 

@@ -1,11 +1,14 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { once } from 'node:events';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasSignatures, writeTestDatabase } from '../../scanner-image/signatures/generate.js';
+import { connectClamd } from '../../scanner-image/src/clamd-client.js';
 import type { ClamdAddress } from '../../scanner-image/src/config.js';
 import { PROJECT_ROOT } from './moto.js';
 import { freePort, type ManagedProcess, startProcess, waitFor } from './processes.js';
+
+const MiB = 1024 * 1024;
 
 export const IMAGE_CLAMD_CONF = join(PROJECT_ROOT, 'scanner-image', 'clamd.conf');
 const CLAMD_CANDIDATES = ['/usr/sbin/clamd', '/usr/local/sbin/clamd', '/usr/bin/clamd'];
@@ -213,16 +216,47 @@ function clamdBinary(): string {
 /** One clamd command (`zPING`, `zVERSION`) on its socket or TCP port; resolves with the reply without its NUL. */
 export function clamdCommand(address: ClamdAddress, command: string, timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket =
-      address.kind === 'socket'
-        ? createConnection({ path: address.path })
-        : createConnection({ host: address.host, port: address.port });
+    const socket = connectClamd(address);
     const chunks: Buffer[] = [];
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`clamd ${command} timed out`)));
     socket.on('connect', () => socket.end(`z${command}\0`));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8').replace(/\0/g, '').trim()));
+  });
+}
+
+/**
+ * One raw INSTREAM session, with none of the worker in between: `content` (bytes, or a file streamed from
+ * disk in 1 MiB chunks) written straight to the socket, which keeps the writes in order, then the
+ * terminator; resolves with clamd's reply without its NUL. The benchmark's ceiling and the tests' "what
+ * clamd itself answers", independent of the worker's client.
+ */
+export function clamdInstream(address: ClamdAddress, content: Buffer | { readonly path: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectClamd(address);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8').replace(/\0/g, '').trim()));
+    socket.on('connect', async () => {
+      try {
+        socket.write('zINSTREAM\0');
+        const pieces = Buffer.isBuffer(content) ? [content] : createReadStream(content.path, { highWaterMark: MiB });
+        for await (const piece of pieces) {
+          const data = piece as Buffer;
+          // A zero-length frame would end the stream early.
+          if (data.length === 0) continue;
+          const length = Buffer.alloc(4);
+          length.writeUInt32BE(data.length);
+          socket.write(length);
+          if (!socket.write(data)) await once(socket, 'drain');
+        }
+        socket.end(Buffer.alloc(4));
+      } catch (error) {
+        socket.destroy(error as Error);
+      }
+    });
   });
 }
 

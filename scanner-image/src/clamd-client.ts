@@ -116,7 +116,8 @@ export async function createClamdScanner(
   };
 }
 
-function openSocket(address: ClamdAddress): Socket {
+/** A connection to clamd wherever it listens: its unix socket (the image's placement) or TCP. */
+export function connectClamd(address: ClamdAddress): Socket {
   return address.kind === 'socket'
     ? createConnection({ path: address.path })
     : createConnection({ host: address.host, port: address.port });
@@ -230,7 +231,7 @@ export async function scanInstream(
 ): Promise<ClamdScanReply> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const socket = openSocket(address);
+  const socket = connectClamd(address);
   const reply = collectReply(socket, options.idleTimeoutMs);
   // Destroy with an error: a plain destroy() would leave a pending connect or write waiting forever.
   const onAbort = (): void => {

@@ -171,22 +171,18 @@ export async function scanObject(
                   scanned.localHeaders,
                   scanned.inflateBudget,
                 );
-          if (gate.kind === 'unscannable') {
+          // Last, a zip ClamAV found where neither the type nor a central directory says so (a stub before
+          // it, a local entry no directory lists) with a member it cannot decode.
+          const finding: GateOutcome =
+            gate.kind === 'unscannable' || scanned.undecodableLocalHeader === undefined
+              ? gate
+              : { kind: 'unscannable', reason: 'unsupported-format', detail: scanned.undecodableLocalHeader };
+          if (finding.kind === 'unscannable') {
             return {
-              verdict: { verdict: 'Unscannable', reason: gate.reason },
+              verdict: { verdict: 'Unscannable', reason: finding.reason },
               bytesScanned: scanned.bytes,
               objectSize: scanned.size,
-              detail: gate.detail,
-            };
-          }
-          // A zip ClamAV found where neither the type nor a central directory says so (a stub before it,
-          // a local entry no directory lists) with a member it cannot decode.
-          if (scanned.undecodableLocalHeader !== undefined) {
-            return {
-              verdict: { verdict: 'Unscannable', reason: 'unsupported-format' },
-              bytesScanned: scanned.bytes,
-              objectSize: scanned.size,
-              detail: scanned.undecodableLocalHeader,
+              detail: finding.detail,
             };
           }
         }

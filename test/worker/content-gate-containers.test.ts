@@ -6,10 +6,11 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createS3Client, createSfnClient, createSqsClient } from '../../functions/commons/clients.js';
 import { deflatedEntry, lzmaEntry, rawZip, tarArchive, zstdFrame } from '../../local/crafted-archives.js';
+import { clamdInstream } from '../../local/runtime/clamd.js';
 import { EICAR } from '../../scanner-image/signatures/generate.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
 import { type RunningWorker, startWorker } from '../../scanner-image/src/worker.js';
-import { clamdInstream, REGION, startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
+import { REGION, startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
 
 jest.setTimeout(120_000);
 

@@ -6,10 +6,11 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { deflatedEntry, lzmaEntry, rawZip, storedEntry, tarArchive, zstdFrame } from '../../local/crafted-archives.js';
+import { clamdInstream } from '../../local/runtime/clamd.js';
 import { EICAR } from '../../scanner-image/signatures/generate.js';
 import { type ClamdScanner, createClamdScanner } from '../../scanner-image/src/clamd-client.js';
 import { scanObject } from '../../scanner-image/src/scan-object.js';
-import { clamdInstream, startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
+import { startHarness, TEST_MAX_OBJECT_BYTES, type WorkerHarness } from './harness.js';
 
 jest.setTimeout(120_000);
 

@@ -1,5 +1,5 @@
 import { createReadStream, mkdtempSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
@@ -23,6 +23,7 @@ import { type ClamdLimits, type ClamdServer, startClamd } from '../../local/runt
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import type { SampleBody } from '../../local/samples.js';
+import { connectClamd } from '../../scanner-image/src/clamd-client.js';
 import type { ClamdAddress, WorkerConfig } from '../../scanner-image/src/config.js';
 import type { WorkerTuning } from '../../scanner-image/src/worker.js';
 
@@ -280,10 +281,7 @@ export async function startClamdProxy(
   let scans = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
-    const upstreamSocket =
-      upstream.kind === 'socket'
-        ? connect({ path: upstream.path })
-        : connect({ host: upstream.host, port: upstream.port });
+    const upstreamSocket = connectClamd(upstream);
     sockets.add(client);
     sockets.add(upstreamSocket);
     let isScan: boolean | undefined;
@@ -326,35 +324,4 @@ export async function startClamdProxy(
         server.close(() => resolve());
       }),
   };
-}
-
-/**
- * One raw INSTREAM session with clamd, with none of the worker in between: `content` (bytes, or a file
- * streamed from disk) in 1 MiB chunks, and clamd's reply without its NUL.
- */
-export function clamdInstream(address: ClamdAddress, content: Buffer | { path: string }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket =
-      address.kind === 'socket' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
-    const replies: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => replies.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(replies).toString('utf8').replace(/\0/g, '').trim()));
-    socket.on('connect', async () => {
-      try {
-        socket.write('zINSTREAM\0');
-        const chunks = Buffer.isBuffer(content) ? [content] : createReadStream(content.path, { highWaterMark: MiB });
-        for await (const chunk of chunks) {
-          const length = Buffer.alloc(4);
-          length.writeUInt32BE((chunk as Buffer).length);
-          if (!socket.write(Buffer.concat([length, chunk as Buffer]))) {
-            await new Promise((drained) => socket.once('drain', drained));
-          }
-        }
-        socket.write(Buffer.alloc(4));
-      } catch (error) {
-        socket.destroy(error as Error);
-      }
-    });
-  });
 }

@@ -17,7 +17,7 @@ import {
   writeLargeMemberZip,
   zstdFrame,
 } from '../../local/crafted-archives.js';
-import { type ClamdServer, startClamd } from '../../local/runtime/clamd.js';
+import { type ClamdServer, clamdInstream, startClamd } from '../../local/runtime/clamd.js';
 import { PROJECT_ROOT } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import { buildSamples, nestedZip, zip } from '../../local/samples.js';
@@ -26,7 +26,6 @@ import { clamdAddressEnvironment } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
 import { type RunningWorker, startWorker } from '../../scanner-image/src/worker.js';
 import {
-  clamdInstream,
   FAST_TUNING as FAST,
   REGION,
   type RecordedCall,
