@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CLAMD_LIMITS } from './clamd-limits.js';
 import type { ObjectIdentity } from './scan-job.js';
-import { planUserTags, type S3Tag } from './verdict.js';
+import { planOwnerTags, type S3Tag } from './verdict.js';
 
 /**
  * How the x-amz-copy-source value is written. S3 requires it URL-encoded (`url`, the default and what AWS
@@ -89,16 +89,17 @@ export function scanTimingProblems(
 export interface ScanExecutionInput {
   readonly object: ObjectIdentity & {
     readonly versionId: string;
-    /** The owner's tags without `scan-*`; TagVerdict writes these plus the verdict's four. */
+    /** The owner's tags that stay (see planOwnerTags); TagVerdict writes these plus the verdict's. */
     readonly tags: S3Tag[];
-    readonly hasRoomForVerdictTags: boolean;
-    /** x-amz-copy-source of the exact scanned version: QuarantineObject moves those bytes out, whatever happened since. */
-    readonly copySource: string;
+    /** Owner tags beyond the eight kept; reported in the notification. */
+    readonly droppedTags: S3Tag[];
+    /** How many verdict tags fit beside `tags` (2..5). */
+    readonly verdictTagRoom: number;
     /**
-     * x-amz-copy-source of the key's current version. PromoteObject copies that, conditional on the scanned
-     * ETag, so an object deleted (delete marker) or replaced during its scan is never published as Clean.
+     * x-amz-copy-source of the exact scanned version. PromoteObject and QuarantineObject copy exactly those
+     * bytes, whatever happened to the key since: the copy never rests on an ETag comparison.
      */
-    readonly currentCopySource: string;
+    readonly copySource: string;
   };
   readonly limits: { readonly heartbeatSeconds: number; readonly timeoutSeconds: number };
   /** Where the object is now. PromoteObject/QuarantineObject replace it when they move the object. */
@@ -131,15 +132,15 @@ export function buildScanExecutionInput(
   options: { timing: ScanTimingPolicy; copySourceEncoding: CopySourceEncoding },
 ): ScanExecutionInput {
   const versionId = identity.versionId ?? NULL_VERSION_ID;
-  const { userTags, hasRoomForVerdictTags } = planUserTags(existingTags);
+  const { ownerTags, droppedOwnerTags, verdictTagRoom } = planOwnerTags(existingTags);
   return {
     object: {
       ...identity,
       versionId,
-      tags: userTags,
-      hasRoomForVerdictTags,
+      tags: ownerTags,
+      droppedTags: droppedOwnerTags,
+      verdictTagRoom,
       copySource: copySourceFor({ ...identity, versionId }, options.copySourceEncoding),
-      currentCopySource: copySourceFor({ bucket: identity.bucket, key: identity.key }, options.copySourceEncoding),
     },
     limits: {
       heartbeatSeconds: options.timing.heartbeatSeconds,

@@ -2,6 +2,17 @@ import { z } from 'zod';
 import { VERDICT_NAMES } from './verdict.js';
 
 /**
+ * Where the scanned version is once the execution ends:
+ * - `staging`: left blocked there (Unscannable, Error, or a move that failed);
+ * - `destination` / `quarantine`: moved there;
+ * - `superseded`: scanned Clean but a newer upload of the key superseded it, so it was not published and
+ *   left staging (the result's `scan.promotion.reason` says why);
+ * - `gone`: deleted by someone else before the pipeline finished with it.
+ */
+export const PLACEMENT_AREAS = ['staging', 'destination', 'quarantine', 'superseded', 'gone'] as const;
+export type PlacementArea = (typeof PLACEMENT_AREAS)[number];
+
+/**
  * The message NotifyResult publishes for every object (statemachines/scan-object.asl.json). Subscribers —
  * the result recorder, the local run, users' own consumers — read it through this one schema.
  */
@@ -12,6 +23,8 @@ export const scanNotificationSchema = z.object({
     versionId: z.string(),
     etag: z.string(),
     size: z.number(),
+    /** Owner tags dropped to make room for the verdict (more than eight); absent in older messages. */
+    droppedTags: z.array(z.object({ Key: z.string(), Value: z.string() })).optional(),
   }),
   verdict: z.enum(VERDICT_NAMES),
   scan: z.looseObject({
@@ -23,7 +36,7 @@ export const scanNotificationSchema = z.object({
     bytesScanned: z.number().optional(),
     scanMs: z.number().optional(),
   }),
-  placement: z.object({ area: z.enum(['staging', 'destination', 'quarantine']), bucket: z.string().optional() }),
+  placement: z.object({ area: z.enum(PLACEMENT_AREAS), bucket: z.string().optional() }),
   // Catch output; Cause can be null (the local engine drops SendTaskFailure's cause).
   failure: z.looseObject({ Error: z.string().optional(), Cause: z.string().nullable().optional() }).nullable(),
   executionArn: z.string(),
@@ -40,8 +53,11 @@ export function parseScanNotification(body: string): ScanNotification {
   return scanNotificationSchema.parse(message);
 }
 
-/** A Clean or Infected object that got its verdict but could not be moved out of staging. */
+/**
+ * A Clean or Infected object that got its verdict but is still in staging: its move (or, for a superseded
+ * Clean version, its removal) failed, or no promotion decision came with it. Either way someone must look.
+ */
 export function moveFailed(notification: ScanNotification): boolean {
   const movable = notification.verdict === 'Clean' || notification.verdict === 'Infected';
-  return movable && notification.failure !== null && notification.placement.area === 'staging';
+  return movable && notification.placement.area === 'staging';
 }

@@ -46,6 +46,7 @@ export async function pinObject(s3: S3Client, announced: AnnouncedObject): Promi
         ...(head.VersionId ? { versionId: head.VersionId } : {}),
         etag: head.ETag,
         size: head.ContentLength ?? 0,
+        ...(head.LastModified ? { uploadedAt: head.LastModified.toISOString() } : {}),
       };
     } catch (error) {
       if (isNotFound(error)) continue;

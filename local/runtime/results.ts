@@ -47,7 +47,7 @@ export function executionNameOf(executionArn: string): string {
 export function describePlacement(notification: ScanNotification): string {
   const { placement } = notification;
   if (placement.area === 'staging') return moveFailed(notification) ? 'staging (move failed)' : 'staging (blocked)';
-  return `${placement.area} (${placement.bucket ?? '?'})`;
+  return placement.bucket === undefined ? placement.area : `${placement.area} (${placement.bucket})`;
 }
 
 export function describeReason(notification: ScanNotification): string {

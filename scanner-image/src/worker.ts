@@ -20,6 +20,7 @@ import {
   createSqsClient,
 } from '../../functions/commons/clients.js';
 import { InvalidScanJobError, ScannerUnavailableError, TASK_FAILURE_ERRORS } from '../../functions/commons/errors.js';
+import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import {
   type ScanJob,
   type ScanResult,
@@ -34,6 +35,7 @@ import { type ClamdVersion, parseClamdVersion } from './clamd-reply.js';
 import type { WorkerConfig } from './config.js';
 import { jsonLogger, type Logger } from './log.js';
 import { createMetricsRecorder, type MetricsRecorder } from './metrics.js';
+import { decidePromotion, type Promotion, readPromotionView } from './promotion.js';
 import { scanObject } from './scan-object.js';
 
 export interface WorkerDeps {
@@ -301,13 +303,24 @@ export async function startWorker(
           scannerReady: () => clamdReady(signal),
         },
       );
-      const result = buildScanResult(
-        outcome.verdict,
-        await clamdVersion(),
-        outcome.bytesScanned,
-        Date.now() - started,
-        new Date(),
-      );
+      // A Clean version is promoted only if nothing newer got there first: decided now, while the worker
+      // holds the verdict, so the state machine's Choice needs no extra transitions.
+      const promotion =
+        outcome.verdict.verdict === 'Clean' && job.destinationBucket !== undefined
+          ? decidePromotion(
+              job.object.uploadedAt,
+              job.object.versionId ?? NULL_VERSION_ID,
+              await readPromotionView(s3, job, job.destinationBucket),
+            )
+          : undefined;
+      const result = buildScanResult(outcome.verdict, {
+        version: await clamdVersion(),
+        bytesScanned: outcome.bytesScanned,
+        scanMs: Date.now() - started,
+        scannedAt: new Date(),
+        object: job.object,
+        ...(promotion ? { promotion } : {}),
+      });
       verdict = outcome.verdict.verdict;
       bytes = outcome.bytesScanned;
       Object.assign(fields, {
@@ -425,27 +438,41 @@ export async function startWorker(
   };
 }
 
-/** The SendTaskSuccess output (scanResultSchema); `tags` is what TagVerdict writes unchanged. */
-export function buildScanResult(
-  verdict: Verdict,
-  version: ClamdVersion,
-  bytesScanned: number,
-  scanMs: number,
-  scannedAt: Date,
-): ScanResult {
-  const at = scannedAt.toISOString();
+/** What the result says besides the verdict. */
+export interface ScanResultContext {
+  readonly version: ClamdVersion;
+  readonly bytesScanned: number;
+  readonly scanMs: number;
+  readonly scannedAt: Date;
+  /** The scanned object as the job named it: its upload time and the tag room start-scan left. */
+  readonly object: Pick<ScanJob['object'], 'uploadedAt' | 'verdictTagRoom'>;
+  /** Only for Clean: whether and how the version may be promoted. */
+  readonly promotion?: Promotion;
+}
+
+/**
+ * The SendTaskSuccess output (scanResultSchema): the whole result, always in the notification; `tags` is
+ * the part that fits on the object, which TagVerdict writes unchanged.
+ */
+export function buildScanResult(verdict: Verdict, context: ScanResultContext): ScanResult {
+  const at = context.scannedAt.toISOString();
   const reason = reasonOf(verdict);
   const signature = signatureOf(verdict);
   return scanResultSchema.parse({
     verdict: verdict.verdict,
     ...(reason ? { reason } : {}),
     ...(signature ? { signature } : {}),
-    engine: version.engine,
-    databaseVersion: version.databaseVersion,
-    bytesScanned,
-    scanMs,
+    engine: context.version.engine,
+    databaseVersion: context.version.databaseVersion,
+    bytesScanned: context.bytesScanned,
+    scanMs: context.scanMs,
     scannedAt: at,
-    tags: verdictTags(verdict, at),
+    tags: verdictTags(
+      verdict,
+      { scannedAt: at, databaseVersion: context.version.databaseVersion, uploadedAt: context.object.uploadedAt ?? '' },
+      context.object.verdictTagRoom,
+    ),
+    ...(context.promotion ? { promotion: context.promotion } : {}),
   });
 }
 

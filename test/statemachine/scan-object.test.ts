@@ -164,7 +164,7 @@ async function finish(started: Started): Promise<string[]> {
 describe('scan-object, the production ASL on the local engine', () => {
   it('promotes a Clean object to the destination with its tags and the verdict, and notifies', async () => {
     const started = await uploadAndStart('clean/report.txt', 'hello', [{ Key: 'owner', Value: 'team-a' }]);
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
 
     const path = await finish(started);
     expect(path).toEqual([
@@ -200,7 +200,7 @@ describe('scan-object, the production ASL on the local engine', () => {
       { Key: 'scan-result', Value: 'Clean' },
       { Key: 'project', Value: 'p1' },
     ]);
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), {
+    await completeWithVerdict(pipeline.clients, await job(started), {
       verdict: 'Infected',
       signature: 'Eicar-Signature',
     });
@@ -228,7 +228,7 @@ describe('scan-object, the production ASL on the local engine', () => {
 
   it('leaves an Unscannable object blocked in staging, tagged with the reason', async () => {
     const started = await uploadAndStart('unscannable/secret.zip');
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), {
+    await completeWithVerdict(pipeline.clients, await job(started), {
       verdict: 'Unscannable',
       reason: 'encrypted',
     });
@@ -264,7 +264,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     const started = await uploadAndStart('retry/flaky.txt');
     await failWith(pipeline.clients.sfn, await job(started), 'ScannerUnavailableError');
     // The retry sends a new job with a new task token.
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
 
     const path = await finish(started);
     expect(path[0]).toBe('ScanObject');
@@ -298,7 +298,7 @@ describe('scan-object, the production ASL on the local engine', () => {
 
   it('ends as a no-op when the version is deleted after the scan but before tagging', async () => {
     const { started, scanJob } = await startThenDelete('gone/after-scan.txt', 'version');
-    await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+    await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Clean' });
 
     const path = await finish(started);
     expect(path).toEqual(['ScanObject', 'TagVerdict', 'ClassifyTaggingFailure', 'ObjectGone']);
@@ -308,7 +308,7 @@ describe('scan-object, the production ASL on the local engine', () => {
   it('does not publish a Clean version whose object was deleted (delete marker) during the scan', async () => {
     // The scanned version survives behind the delete marker.
     const { started, scanJob } = await startThenDelete('gone/delete-marker.txt', 'marker');
-    await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+    await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Clean' });
 
     const path = await finish(started);
     expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'PromoteObject', 'ObjectGone']);
@@ -336,7 +336,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(matching).toHaveLength(1);
     const started = { executionArn: matching[0] ?? '', key, versionId: '' };
     // Unscannable keeps the object in staging, so a late redelivery still finds the same version.
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), {
+    await completeWithVerdict(pipeline.clients, await job(started), {
       verdict: 'Unscannable',
       reason: 'encrypted',
     });
@@ -354,7 +354,7 @@ describe('scan-object, the production ASL on the local engine', () => {
   it("ends as Error tag-limit, in staging with the owner's ten tags intact, when no tag is left for the verdict", async () => {
     const tenTags = Array.from({ length: 10 }, (_, i) => ({ Key: `t${i}`, Value: `v${i}` }));
     const started = await uploadAndStart('tags/full.txt', 'full', tenTags);
-    await completeWithVerdict(pipeline.clients.sfn, await job(started), { verdict: 'Clean' });
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
 
     const path = await finish(started);
     expect(path).toEqual(['ScanObject', 'TagVerdict', 'ClassifyTaggingFailure', 'RecordTagLimit', 'NotifyResult']);
@@ -417,7 +417,7 @@ describe('scan-object, the production ASL on the local engine', () => {
       };
       const scanJob = await job(started);
       expect(scanJob.object.key).toBe(key);
-      await completeWithVerdict(pipeline.clients.sfn, scanJob, { verdict: 'Clean' });
+      await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Clean' });
       await finish(started);
       const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: key }));
       expect(await promoted.Body?.transformToString()).toBe(`body of ${key}`);

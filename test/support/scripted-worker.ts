@@ -1,7 +1,10 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import { type ScanJob, type ScanResult, scanJobSchema } from '../../functions/commons/scan-job.js';
 import type { Verdict } from '../../functions/commons/verdict.js';
+import { decidePromotion, readPromotionView } from '../../scanner-image/src/promotion.js';
 import { buildScanResult } from '../../scanner-image/src/worker.js';
 
 /**
@@ -30,16 +33,39 @@ export async function takeScanJob(
   throw new Error(`no scan job for ${executionArn} arrived on ${queueUrl} within ${timeoutMs} ms`);
 }
 
-/** What the real worker would send for this verdict (its own builder), from a scripted engine. */
-export function scanResultFor(verdict: Verdict, bytesScanned = 0): ScanResult {
-  return buildScanResult(verdict, { engine: 'ClamAV 1.4.6', databaseVersion: 'scripted' }, bytesScanned, 1, new Date());
+/**
+ * What the real worker would send for this verdict (its own builder and, for Clean, its own promotion
+ * check against the real buckets), from a scripted engine.
+ */
+export async function scanResultFor(s3: S3Client, job: ScanJob, verdict: Verdict): Promise<ScanResult> {
+  const promotion =
+    verdict.verdict === 'Clean' && job.destinationBucket !== undefined
+      ? decidePromotion(
+          job.object.uploadedAt,
+          job.object.versionId ?? NULL_VERSION_ID,
+          await readPromotionView(s3, job, job.destinationBucket),
+        )
+      : undefined;
+  return buildScanResult(verdict, {
+    version: { engine: 'ClamAV 1.4.6', databaseVersion: 'scripted' },
+    bytesScanned: job.object.size ?? 0,
+    scanMs: 1,
+    scannedAt: new Date(),
+    object: job.object,
+    ...(promotion ? { promotion } : {}),
+  });
 }
 
-export async function completeWithVerdict(sfn: SFNClient, job: ScanJob, verdict: Verdict): Promise<void> {
-  await sfn.send(
+export interface ScriptedClients {
+  readonly sfn: SFNClient;
+  readonly s3: S3Client;
+}
+
+export async function completeWithVerdict(clients: ScriptedClients, job: ScanJob, verdict: Verdict): Promise<void> {
+  await clients.sfn.send(
     new SendTaskSuccessCommand({
       taskToken: job.taskToken,
-      output: JSON.stringify(scanResultFor(verdict, job.object.size)),
+      output: JSON.stringify(await scanResultFor(clients.s3, job, verdict)),
     }),
   );
 }

@@ -10,6 +10,7 @@ import {
   scanTimeoutSeconds,
   scanTimingProblems,
 } from '../../functions/commons/scan-execution.js';
+import { MAX_VERDICT_TAGS, S3_MAX_TAGS_PER_OBJECT } from '../../functions/commons/verdict.js';
 import { CLAMAV_MAX_OBJECT_BYTES, SCAN_PIPELINE_DEFAULTS } from '../../infra/lib/scan-pipeline-props.js';
 import { IMAGE_CLAMD_CONF, optionValue } from '../../local/runtime/clamd.js';
 import { DEFAULTS as WORKER_DEFAULTS } from '../../scanner-image/src/config.js';
@@ -56,29 +57,43 @@ describe('copySourceFor', () => {
 });
 
 describe('buildScanExecutionInput', () => {
-  it('drops scan-* tags the uploader set and reports room for the verdict', () => {
+  it('drops scan-* tags the uploader set, in any case, and leaves room for the whole verdict', () => {
     const input = buildScanExecutionInput(
       identity,
       [
         { Key: 'owner', Value: 'me' },
         { Key: 'scan-result', Value: 'Clean' },
+        { Key: 'Scan-Result', Value: 'Clean' },
+        { Key: 'SCAN-signature', Value: 'none' },
       ],
       { timing: DEFAULT_SCAN_TIMING, copySourceEncoding: 'url' },
     );
     expect(input.object.tags).toEqual([{ Key: 'owner', Value: 'me' }]);
-    expect(input.object.hasRoomForVerdictTags).toBe(true);
+    expect(input.object.droppedTags).toEqual([]);
+    expect(input.object.verdictTagRoom).toBe(MAX_VERDICT_TAGS);
     expect(input.failure).toBeNull();
     expect(input.placement).toEqual({ area: 'staging' });
   });
 
-  it('reports no room when the owner already uses seven or more tags', () => {
-    const seven = Array.from({ length: 7 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
-    const input = buildScanExecutionInput(identity, seven, {
-      timing: DEFAULT_SCAN_TIMING,
-      copySourceEncoding: 'url',
-    });
-    expect(input.object.hasRoomForVerdictTags).toBe(false);
-  });
+  it.each([
+    [7, 7, 3],
+    [8, 8, 2],
+    [9, 8, 2],
+    [10, 8, 2],
+  ])(
+    'with %i owner tags keeps %i and leaves room for %i verdict tags: the verdict always fits',
+    (count, kept, room) => {
+      const owner = Array.from({ length: count }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
+      const input = buildScanExecutionInput(identity, owner, {
+        timing: DEFAULT_SCAN_TIMING,
+        copySourceEncoding: 'url',
+      });
+      expect(input.object.tags).toEqual(owner.slice(0, kept));
+      expect(input.object.droppedTags).toEqual(owner.slice(kept));
+      expect(input.object.verdictTagRoom).toBe(room);
+      expect(input.object.tags.length + input.object.verdictTagRoom).toBeLessThanOrEqual(S3_MAX_TAGS_PER_OBJECT);
+    },
+  );
 
   it('addresses the null version of an unversioned bucket', () => {
     const { versionId: _ignored, ...unversioned } = identity;
@@ -88,7 +103,6 @@ describe('buildScanExecutionInput', () => {
     });
     expect(input.object.versionId).toBe('null');
     expect(input.object.copySource).toBe('staging/in/report 2024+final%.pdf?versionId=null');
-    expect(input.object.currentCopySource).toBe('staging/in/report 2024+final%.pdf');
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import aslValidator from 'asl-validator';
 import * as errors from '../../functions/commons/errors.js';
-import { verdictTags } from '../../functions/commons/verdict.js';
+import { GUARANTEED_VERDICT_TAGS, verdictTags } from '../../functions/commons/verdict.js';
 import {
   readScanObjectDefinitionTemplate,
   renderDefinition,
@@ -62,20 +62,33 @@ describe('statemachines/scan-object.asl.json', () => {
     for (const name of custom) expect(exported).toContain(name);
   });
 
-  it('writes the same four tag keys on the error path as verdictTags does for a worker verdict', () => {
+  it('writes the first tags of the Error order on the error path, no more than always fit', () => {
     const recordError = definition.States.RecordScanError?.Parameters as { tags: { Key: string }[] };
     const keys = recordError.tags.map((tag) => tag.Key);
-    expect(keys).toEqual(verdictTags({ verdict: 'Error', reason: 'x' }, 'now').map((tag) => tag.Key));
+    const context = { scannedAt: 'now', databaseVersion: '1', uploadedAt: 'then' };
+    expect(keys).toEqual(
+      verdictTags({ verdict: 'Error', reason: 'x' }, context, GUARANTEED_VERDICT_TAGS).map((tag) => tag.Key),
+    );
   });
 
-  it('only promotes an exact Clean and only quarantines Infected', () => {
-    const route = definition.States.RouteByVerdict as unknown as {
-      Choices: { StringEquals: string; Next: string }[];
-      Default: string;
-    };
-    expect(route.Choices.map((c) => [c.StringEquals, c.Next])).toEqual([
-      ['Infected', 'QuarantineObject'],
-      ['Clean', 'PromoteObject'],
+  it("only quarantines Infected and only promotes a Clean on the worker's promotion decision", () => {
+    interface Rule {
+      readonly Variable?: string;
+      readonly StringEquals?: string;
+      readonly IsPresent?: boolean;
+      readonly And?: Rule[];
+      readonly Next?: string;
+    }
+    const route = definition.States.RouteByVerdict as unknown as { Choices: Rule[]; Default: string };
+    const summary = route.Choices.map((rule) => [
+      (rule.And ?? [rule]).filter((c) => c.StringEquals !== undefined).map((c) => `${c.Variable}=${c.StringEquals}`),
+      rule.Next,
+    ]);
+    expect(summary).toEqual([
+      [['$.scan.verdict=Infected'], 'QuarantineObject'],
+      [['$.scan.verdict=Clean', '$.scan.promotion.decision=promote-new'], 'PromoteObject'],
+      [['$.scan.verdict=Clean', '$.scan.promotion.decision=promote-over'], 'PromoteOverOlderPromotion'],
+      [['$.scan.verdict=Clean', '$.scan.promotion.decision=superseded'], 'RemoveSupersededVersion'],
     ]);
     expect(route.Default).toBe('NotifyResult');
   });

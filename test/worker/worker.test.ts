@@ -112,7 +112,7 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
                   ...(result.signature ? { signature: result.signature } : {}),
                 }
               : { verdict: 'Clean' },
-          result.scannedAt,
+          { scannedAt: result.scannedAt, databaseVersion: result.databaseVersion, uploadedAt: '' },
         ),
       );
     }

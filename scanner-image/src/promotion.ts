@@ -1,0 +1,103 @@
+import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AccessDeniedError, ObjectReadError } from '../../functions/commons/errors.js';
+import type { PromotionDecision, ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
+import { TAG_KEYS } from '../../functions/commons/verdict.js';
+
+export type Promotion = NonNullable<ScanResult['promotion']>;
+
+/** What the worker saw of the key, in staging and in the destination, once its version was scanned Clean. */
+export interface PromotionView {
+  /** Staging's current version of the key: undefined when a delete marker (or nothing) is current. */
+  readonly stagingCurrentVersionId: string | undefined;
+  /** The destination's current object under the key, or undefined when there is none. */
+  readonly destination: { readonly etag: string; readonly uploadedAt: string | undefined } | undefined;
+}
+
+/**
+ * Whether a version scanned Clean may be published, and on what condition. The destination must only ever
+ * hold a version that was the key's current one when it was promoted, and never go back to an older upload:
+ * - staging's current version is another one (a newer upload, or a delete marker): `superseded`;
+ * - the destination holds the promotion of a later upload (its `scan-uploaded` tag is later): `superseded`;
+ * - otherwise promote, conditional on exactly what the destination holds now (nothing, or that ETag), so a
+ *   promotion that lands in between makes S3 refuse the copy (412) instead of being overwritten.
+ * Upload times have the second precision S3 gives them: of two uploads in the same second, the one
+ * promoted last stays (see README, "Promotion order").
+ */
+export function decidePromotion(
+  uploadedAt: string | undefined,
+  scannedVersionId: string,
+  view: PromotionView,
+): Promotion {
+  if (view.stagingCurrentVersionId !== scannedVersionId) {
+    const reason = view.stagingCurrentVersionId === undefined ? 'deleted-in-staging' : 'newer-upload-in-staging';
+    return { decision: 'superseded', reason };
+  }
+  if (view.destination === undefined) return { decision: 'promote-new' };
+  const theirs = view.destination.uploadedAt;
+  if (theirs !== undefined && uploadedAt !== undefined && theirs > uploadedAt) {
+    return { decision: 'superseded', reason: 'newer-promotion-in-destination' };
+  }
+  return { decision: 'promote-over', destinationEtag: view.destination.etag };
+}
+
+interface S3ErrorShape {
+  readonly name?: string;
+  readonly $metadata?: { readonly httpStatusCode?: number };
+}
+
+function isMissing(error: unknown): boolean {
+  const shape = (typeof error === 'object' && error !== null ? error : {}) as S3ErrorShape;
+  const status = shape.$metadata?.httpStatusCode;
+  return status === 404 || shape.name === 'NotFound' || shape.name === 'NoSuchKey';
+}
+
+/** HeadObject of the key's current version; undefined when the key has none (missing or delete marker). */
+async function headCurrent(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ versionId: string | undefined; etag: string } | undefined> {
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return { versionId: head.VersionId, etag: head.ETag ?? '' };
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Reads what {@link decidePromotion} needs: two HeadObjects and the destination copy's tags (read by the
+ * version HeadObject returned, so the ETag and the upload time describe the same copy).
+ * A failure is an ObjectReadError (retried by the state machine) or AccessDeniedError: never a guess.
+ */
+export async function readPromotionView(s3: S3Client, job: ScanJob, destinationBucket: string): Promise<PromotionView> {
+  try {
+    const staging = await headCurrent(s3, job.object.bucket, job.object.key);
+    const destination = await headCurrent(s3, destinationBucket, job.object.key);
+    let uploadedAt: string | undefined;
+    if (destination !== undefined) {
+      const tagging = await s3.send(
+        new GetObjectTaggingCommand({
+          Bucket: destinationBucket,
+          Key: job.object.key,
+          VersionId: destination.versionId,
+        }),
+      );
+      uploadedAt = tagging.TagSet?.find((tag) => tag.Key === TAG_KEYS.uploaded)?.Value;
+    }
+    return {
+      stagingCurrentVersionId: staging?.versionId,
+      destination: destination === undefined ? undefined : { etag: destination.etag, uploadedAt },
+    };
+  } catch (error) {
+    const shape = (typeof error === 'object' && error !== null ? error : {}) as S3ErrorShape;
+    const where = `s3://${destinationBucket}/${job.object.key} (promotion check)`;
+    if (shape.$metadata?.httpStatusCode === 403 || shape.name === 'AccessDenied') {
+      throw new AccessDeniedError(`access denied reading ${where}`, { cause: error });
+    }
+    throw new ObjectReadError(`could not read ${where}: ${String(error)}`, { cause: error });
+  }
+}
+
+export const PROMOTES: ReadonlySet<PromotionDecision> = new Set(['promote-new', 'promote-over']);
