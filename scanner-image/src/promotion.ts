@@ -1,6 +1,6 @@
 import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { AccessDeniedError, ObjectReadError } from '../../functions/commons/errors.js';
-import type { PromotionDecision, ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
+import type { ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
 
 export type Promotion = NonNullable<ScanResult['promotion']>;
@@ -99,5 +99,3 @@ export async function readPromotionView(s3: S3Client, job: ScanJob, destinationB
     throw new ObjectReadError(`could not read ${where}: ${String(error)}`, { cause: error });
   }
 }
-
-export const PROMOTES: ReadonlySet<PromotionDecision> = new Set(['promote-new', 'promote-over']);
