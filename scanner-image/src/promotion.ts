@@ -1,5 +1,6 @@
 import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { AccessDeniedError, ObjectReadError } from '../../functions/commons/errors.js';
+import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import type { ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
 
@@ -27,17 +28,32 @@ export function decidePromotion(
   uploadedAt: string | undefined,
   scannedVersionId: string,
   view: PromotionView,
-): Promotion {
+  now: Date = new Date(),
+): Promotion | undefined {
+  // Without a real version id nothing can tell this upload from a later one under the same key: no
+  // decision, so the state machine leaves it in staging (start-scan refuses such objects before a scan).
+  if (scannedVersionId === NULL_VERSION_ID) return undefined;
   if (view.stagingCurrentVersionId !== scannedVersionId) {
     const reason = view.stagingCurrentVersionId === undefined ? 'deleted-in-staging' : 'newer-upload-in-staging';
     return { decision: 'superseded', reason };
   }
   if (view.destination === undefined) return { decision: 'promote-new' };
-  const theirs = view.destination.uploadedAt;
+  const theirs = trustedUploadTime(view.destination.uploadedAt, now);
   if (theirs !== undefined && uploadedAt !== undefined && theirs > uploadedAt) {
     return { decision: 'superseded', reason: 'newer-promotion-in-destination' };
   }
   return { decision: 'promote-over', destinationEtag: view.destination.etag };
+}
+
+/**
+ * The destination copy's `scan-uploaded`, if it is what the pipeline writes: an ISO time (toISOString form)
+ * not after now. Anything else — an object someone else wrote with a made-up value — must not block every
+ * later promotion of the key, so it counts as no record (the copy is then replaced, conditional on its ETag).
+ */
+function trustedUploadTime(value: string | undefined, now: Date): string | undefined {
+  if (value === undefined || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(value)) return undefined;
+  const time = Date.parse(value);
+  return Number.isNaN(time) || time > now.getTime() ? undefined : value;
 }
 
 interface S3ErrorShape {
@@ -81,7 +97,8 @@ export async function readPromotionView(s3: S3Client, job: ScanJob, destinationB
         new GetObjectTaggingCommand({
           Bucket: destinationBucket,
           Key: job.object.key,
-          VersionId: destination.versionId,
+          // An unversioned destination has no version id to name.
+          ...(destination.versionId ? { VersionId: destination.versionId } : {}),
         }),
       );
       uploadedAt = tagging.TagSet?.find((tag) => tag.Key === TAG_KEYS.uploaded)?.Value;

@@ -6,8 +6,10 @@ import {
   PutObjectCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { buildScanExecutionInput, executionNameFor } from '../../functions/commons/scan-execution.js';
 import type { ScanJob } from '../../functions/commons/scan-job.js';
 import type { S3Tag } from '../../functions/commons/verdict.js';
 import type { StartScanConfig } from '../../functions/start-scan/config.js';
@@ -429,6 +431,48 @@ describe('scan-object, the production ASL on the local engine', () => {
       'NotifyResult',
     ]);
     expect(await bodyOf(destination, key)).toBe('third');
+  }, 60_000);
+
+  it('replaces a destination copy whose scan-uploaded the pipeline did not write, instead of deferring to it', async () => {
+    const key = 'foreign/pinned.txt';
+    // Someone who could write the destination (an imported bucket whose owner did not merge the policy).
+    await pipeline.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: destination,
+        Key: key,
+        Body: 'foreign',
+        Tagging: tagging([{ Key: 'scan-uploaded', Value: '9999-12-31T23:59:59.000Z' }]),
+      }),
+    );
+    const started = await uploadAndStart(key, 'fresh clean upload');
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
+    expect(await finish(started)).toContain('PromoteOverOlderPromotion');
+    expect(await bodyOf(destination, key)).toBe('fresh clean upload');
+  }, 60_000);
+
+  it('still notifies when the input lacks the newer optional fields (a start-scan one deploy behind)', async () => {
+    const key = 'compat/old-input.txt';
+    await upload(key, 'old input');
+    const head = await pipeline.clients.s3.send(new HeadObjectCommand({ Bucket: staging, Key: key }));
+    const identity = { bucket: staging, key, versionId: head.VersionId ?? 'null', etag: head.ETag ?? '', size: 9 };
+    const input = buildScanExecutionInput(identity, [], { timing: config.timing, copySourceEncoding: 'raw' });
+    const { droppedTags: _dropped, verdictTagRoom: _room, ...object } = input.object;
+    const name = `${executionNameFor(identity)}`.slice(0, 76).concat('-old');
+    await pipeline.clients.sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: pipeline.layout.stateMachineArn,
+        name,
+        input: JSON.stringify({ ...input, object }),
+      }),
+    );
+    const started = {
+      executionArn: `${pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+      key,
+      versionId: identity.versionId,
+    };
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Unscannable', reason: 'encrypted' });
+    expect(await finish(started)).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
+    expect((await notificationFor(started.executionArn)).notification.verdict).toBe('Unscannable');
   }, 60_000);
 
   it('starts one execution for an event delivered three times, and none for a late redelivery', async () => {

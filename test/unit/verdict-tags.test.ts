@@ -56,7 +56,10 @@ describe('verdictTags', () => {
 
 describe('planOwnerTags', () => {
   it('treats every case variant of scan- as the pipeline’s own', () => {
-    for (const key of ['scan-result', 'Scan-Result', 'SCAN-x', 'sCaN-']) expect(isScanTagKey(key)).toBe(true);
+    // Including look-alikes a case-insensitive or NFKC-normalising reader equates with `s`: ſ (U+017F), ｓ (U+FF53).
+    for (const key of ['scan-result', 'Scan-Result', 'SCAN-x', 'sCaN-', '\u017Fcan-result', '\uFF53can-result']) {
+      expect(isScanTagKey(key)).toBe(true);
+    }
     for (const key of ['scanner', 'scan', 'my-scan-result', 'scan_result']) expect(isScanTagKey(key)).toBe(false);
   });
 
@@ -106,6 +109,26 @@ describe('decidePromotion', () => {
         destination: { etag: '"d2"', uploadedAt: '2026-11-25T09:59:59.000Z' },
       }),
     ).toEqual({ decision: 'superseded', reason: 'newer-promotion-in-destination' });
+  });
+
+  it('does not trust a scan-uploaded the pipeline could not have written (not its format, or in the future)', () => {
+    const now = new Date('2026-11-25T10:00:00.000Z');
+    for (const forged of ['9999-12-31T23:59:59.000Z', 'zzz', '2026-11-25', '2026-11-25T10:00:01.000Z']) {
+      expect(
+        decidePromotion(
+          mine,
+          'v2',
+          { stagingCurrentVersionId: 'v2', destination: { etag: '"f"', uploadedAt: forged } },
+          now,
+        ),
+      ).toEqual({ decision: 'promote-over', destinationEtag: '"f"' });
+    }
+  });
+
+  it('makes no decision for an object without a version id: it stays in staging', () => {
+    expect(
+      decidePromotion(mine, 'null', { stagingCurrentVersionId: undefined, destination: undefined }),
+    ).toBeUndefined();
   });
 
   it('never publishes a version that is not the key’s current one', () => {
