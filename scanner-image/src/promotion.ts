@@ -83,8 +83,7 @@ async function headCurrent(
 }
 
 /**
- * Reads what {@link decidePromotion} needs: two HeadObjects and the destination copy's tags (read by the
- * version HeadObject returned, so the ETag and the upload time describe the same copy).
+ * Reads what {@link decidePromotion} needs: two HeadObjects and the destination copy's tags.
  * A failure is an ObjectReadError (retried by the state machine) or AccessDeniedError: never a guess.
  */
 export async function readPromotionView(s3: S3Client, job: ScanJob, destinationBucket: string): Promise<PromotionView> {
@@ -93,14 +92,9 @@ export async function readPromotionView(s3: S3Client, job: ScanJob, destinationB
     const destination = await headCurrent(s3, destinationBucket, job.object.key);
     let uploadedAt: string | undefined;
     if (destination !== undefined) {
-      const tagging = await s3.send(
-        new GetObjectTaggingCommand({
-          Bucket: destinationBucket,
-          Key: job.object.key,
-          // An unversioned destination has no version id to name.
-          ...(destination.versionId ? { VersionId: destination.versionId } : {}),
-        }),
-      );
+      // The current copy's tags (s3:GetObjectTagging, no version needed): if another promotion lands between
+      // these two reads, the copy's If-Match on the ETag read first fails, so a mismatched pair is harmless.
+      const tagging = await s3.send(new GetObjectTaggingCommand({ Bucket: destinationBucket, Key: job.object.key }));
       uploadedAt = tagging.TagSet?.find((tag) => tag.Key === TAG_KEYS.uploaded)?.Value;
     }
     return {
