@@ -56,6 +56,7 @@ export const CONTEXT_KEYS = {
   startScanReservedConcurrency: 'number',
   metricsNamespace: 'string',
   oldestScanJobAgeAlarmMinutes: 'number',
+  signatureAgeAlarmHours: 'number',
   alarmTopicArn: 'string',
 } as const;
 type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -128,6 +129,7 @@ export function readScanflowConfig(read: ContextReader, contextKeys: readonly st
 
   const expirationDays = num('quarantineExpirationDays');
   const ageMinutes = num('oldestScanJobAgeAlarmMinutes');
+  const signatureAgeHours = num('signatureAgeAlarmHours');
   const pipeline: ScanflowAppConfig['pipeline'] = dropUndefined({
     pipelineName: str('pipelineName'),
     existingProtectedBucketNames: list('existingProtectedBucketNames'),
@@ -156,6 +158,7 @@ export function readScanflowConfig(read: ContextReader, contextKeys: readonly st
     startScanReservedConcurrency: num('startScanReservedConcurrency'),
     metricsNamespace: str('metricsNamespace'),
     oldestScanJobAgeAlarmThreshold: ageMinutes === undefined ? undefined : Duration.minutes(ageMinutes),
+    signatureAgeAlarmThreshold: signatureAgeHours === undefined ? undefined : Duration.hours(signatureAgeHours),
   });
   const account = str('account');
   if (account !== undefined && !/^\d{12}$/.test(account))

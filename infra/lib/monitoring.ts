@@ -9,6 +9,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { VERDICT_NAMES, type VerdictName } from '../../functions/commons/verdict.js';
 import { RESULT_METRICS } from '../../functions/record-result/result-metrics.js';
+import { signatureFreshnessAlarms, signatureFreshnessWidgets } from './signature-monitoring.js';
 
 /** The worker's metric names (scanner-image reports them; see DESIGN "Scanner worker"). */
 export const WORKER_METRICS = {
@@ -31,6 +32,10 @@ export interface ScanMonitoringProps {
   readonly resultsMetricsDlq: sqs.IQueue;
   readonly workerService: ecs.FargateService;
   readonly oldestScanJobAgeAlarmThreshold: Duration;
+  /** SignatureAge fires when a worker scans with signatures older than this. */
+  readonly signatureAgeAlarmThreshold: Duration;
+  /** The pool's minimum: above 0, no worker reporting signature freshness is an alarm too. */
+  readonly minWorkers: number;
   /** @default - alarms have no actions */
   readonly alarmTopic?: sns.ITopic;
 }
@@ -140,6 +145,16 @@ export class ScanMonitoring extends Construct {
       'start-scan invocations failed; their messages are retried and end in the scan-requests DLQ.',
     );
 
+    // Signature freshness (infra/lib/signature-monitoring.ts): too old, or (minWorkers > 0) not reported.
+    const freshness = {
+      pipelineName,
+      metricsNamespace,
+      signatureAgeAlarmThreshold: props.signatureAgeAlarmThreshold,
+      minWorkers: props.minWorkers,
+      ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
+    };
+    this.alarms.push(...signatureFreshnessAlarms(this, freshness));
+
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: `${pipelineName}-scanning`,
       defaultInterval: Duration.hours(3),
@@ -226,5 +241,6 @@ export class ScanMonitoring extends Construct {
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8 }),
     );
+    this.dashboard.addWidgets(...signatureFreshnessWidgets(freshness));
   }
 }

@@ -217,6 +217,14 @@ export interface ScanPipelineProps {
    */
   readonly oldestScanJobAgeAlarmThreshold?: Duration;
   /**
+   * The SignatureAge alarm fires when a worker has scanned for 15 minutes with signatures older than this
+   * (hours since the loaded database's publication date, `SignatureAgeHours`). From 6 hours (the official
+   * daily database is published a few times a day and freshclam checks every 2 hours, so less fires in
+   * normal operation) to 7 days (where clamd itself calls the database outdated).
+   * @default Duration.hours(48)
+   */
+  readonly signatureAgeAlarmThreshold?: Duration;
+  /**
    * Topic every alarm notifies.
    * @default - alarms have no actions
    */
@@ -254,6 +262,7 @@ export type ResolvedScanPipelineProps = ScanPipelineProps &
       | 'startScanReservedConcurrency'
       | 'metricsNamespace'
       | 'oldestScanJobAgeAlarmThreshold'
+      | 'signatureAgeAlarmThreshold'
     >
   >;
 
@@ -276,7 +285,11 @@ export const SCAN_PIPELINE_DEFAULTS = {
   startScanReservedConcurrency: 10,
   metricsNamespace: 'Scanflow',
   oldestScanJobAgeAlarmMinutes: 15,
+  signatureAgeAlarmHours: 48,
 } as const;
+
+/** Bounds of signatureAgeAlarmThreshold, in hours (see its documentation). */
+export const SIGNATURE_AGE_ALARM_HOURS = { min: 6, max: 7 * 24 } as const;
 
 /** Fargate ephemeral storage bounds (GiB). */
 const EPHEMERAL_STORAGE_GIB = { min: 21, max: 200 } as const;
@@ -355,6 +368,7 @@ export function resolveScanPipelineProps(props: ScanPipelineProps = {}): Resolve
     metricsNamespace: props.metricsNamespace ?? d.metricsNamespace,
     oldestScanJobAgeAlarmThreshold:
       props.oldestScanJobAgeAlarmThreshold ?? Duration.minutes(d.oldestScanJobAgeAlarmMinutes),
+    signatureAgeAlarmThreshold: props.signatureAgeAlarmThreshold ?? Duration.hours(d.signatureAgeAlarmHours),
   };
   const problems = scanPipelinePropsProblems(resolved);
   if (props.vpc !== undefined && props.natGateways !== undefined) {
@@ -519,6 +533,12 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   integerIn(problems, 'startScanReservedConcurrency', p.startScanReservedConcurrency, 1, 1000);
   const ageSeconds = p.oldestScanJobAgeAlarmThreshold.toSeconds();
   if (ageSeconds < 60) problems.push('oldestScanJobAgeAlarmThreshold must be at least one minute');
+  const signatureAgeHours = p.signatureAgeAlarmThreshold.toHours({ integral: false });
+  if (signatureAgeHours < SIGNATURE_AGE_ALARM_HOURS.min || signatureAgeHours > SIGNATURE_AGE_ALARM_HOURS.max) {
+    problems.push(
+      `signatureAgeAlarmThreshold must be from ${SIGNATURE_AGE_ALARM_HOURS.min} hours to ${SIGNATURE_AGE_ALARM_HOURS.max / 24} days (got ${signatureAgeHours} hours): the official database is updated several times a day, and clamd calls a database older than 7 days outdated`,
+    );
+  }
   if (p.freshclamMirrorUrl !== undefined && !/^https?:\/\/\S+$/.test(p.freshclamMirrorUrl)) {
     problems.push(`freshclamMirrorUrl must be an http(s) URL (got '${p.freshclamMirrorUrl}')`);
   }

@@ -530,6 +530,8 @@ export class ScanPipeline extends Construct {
       resultsMetricsDlq: this.resultsMetricsDlq,
       workerService: this.workerService,
       oldestScanJobAgeAlarmThreshold: p.oldestScanJobAgeAlarmThreshold,
+      signatureAgeAlarmThreshold: p.signatureAgeAlarmThreshold,
+      minWorkers: p.minWorkers,
       ...(p.alarmTopic ? { alarmTopic: p.alarmTopic } : {}),
     });
 

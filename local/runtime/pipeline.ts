@@ -100,6 +100,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
+        // clamd (started with this environment) writes its signature DB date in TZ's zone; the worker reads
+        // it in its own, so they must agree.
+        ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
         ...awsEnv,
         SCAN_JOBS_QUEUE_URL: layout.queues.scanJobs,
         ...clamdAddressEnvironment(clamd.address),

@@ -114,6 +114,23 @@ describe('ScanPipeline props', () => {
     );
   });
 
+  test('signatureAgeAlarmThreshold: 48 h by default, from 6 hours to 7 days', () => {
+    expect(resolveScanPipelineProps().signatureAgeAlarmThreshold.toHours()).toBe(48);
+    expect(SCAN_PIPELINE_DEFAULTS.signatureAgeAlarmHours).toBe(48);
+    for (const accepted of [Duration.hours(6), Duration.hours(24), Duration.days(7)]) {
+      expect(() => resolveScanPipelineProps({ signatureAgeAlarmThreshold: accepted })).not.toThrow();
+    }
+    for (const [refused, hours] of [
+      [Duration.minutes(359), 359 / 60],
+      [Duration.hours(169), 169],
+      [Duration.days(480), 480 * 24],
+    ] as const) {
+      expect(problemsOf(() => resolveScanPipelineProps({ signatureAgeAlarmThreshold: refused }))).toEqual([
+        `signatureAgeAlarmThreshold must be from 6 hours to 7 days (got ${hours} hours): the official database is updated several times a day, and clamd calls a database older than 7 days outdated`,
+      ]);
+    }
+  });
+
   test('ephemeral storage grows with the largest object and concurrency, within Fargate limits', () => {
     expect(defaultEphemeralStorageGiB(1024 ** 3, 4)).toBe(21);
     expect(defaultEphemeralStorageGiB(2 * 1024 ** 3, 8)).toBe(37);
@@ -185,6 +202,14 @@ describe('app configuration from context', () => {
     expect(config.pipeline.quarantineExpiration?.toDays()).toBe(30);
     expect(config.availabilityZones).toEqual(['eu-west-1a', 'eu-west-1b']);
     expect(config.stackName).toBe('Scanflow');
+  });
+
+  test('signatureAgeAlarmHours becomes signatureAgeAlarmThreshold, validated with the other props', () => {
+    expect(fromContext({ signatureAgeAlarmHours: '24' }).pipeline.signatureAgeAlarmThreshold?.toHours()).toBe(24);
+    expect(fromContext({ signatureAgeAlarmHours: 12 }).pipeline.signatureAgeAlarmThreshold?.toHours()).toBe(12);
+    expect(problemsOf(() => fromContext({ signatureAgeAlarmHours: '2' }))).toEqual([
+      expect.stringMatching(/^signatureAgeAlarmThreshold must be from 6 hours to 7 days \(got 2 hours\)/),
+    ]);
   });
 
   test('cdk.json values keep their JSON types', () => {

@@ -24,6 +24,7 @@ import { buildSamples, nestedZip, zip } from '../../local/samples.js';
 import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
 import { clamdAddressEnvironment } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
+import { SIGNATURE_METRICS } from '../../scanner-image/src/signature-freshness.js';
 import { type RunningWorker, startWorker } from '../../scanner-image/src/worker.js';
 import {
   FAST_TUNING as FAST,
@@ -414,7 +415,10 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
     await worker.stop();
     const listed = await h.clients.cloudWatch.send(new ListMetricsCommand({ Namespace: 'ScanflowWorkerTest' }));
     const names = new Set((listed.Metrics ?? []).map((m) => m.MetricName));
-    expect(names).toEqual(new Set(['ObjectsScanned', 'BytesScanned', 'ScanDuration']));
+    // Signature freshness too: the harness's test DB carries a version and date (daily.cud).
+    expect(names).toEqual(
+      new Set(['ObjectsScanned', 'BytesScanned', 'ScanDuration', ...Object.values(SIGNATURE_METRICS)]),
+    );
     const verdicts = (listed.Metrics ?? [])
       .filter((m) => m.MetricName === 'ObjectsScanned')
       .map((m) => m.Dimensions?.find((d) => d.Name === 'Verdict')?.Value);
