@@ -121,45 +121,21 @@ describe('finding the key’s executions', () => {
     const otherBucket = nameOf('elsewhere', key, 'e1');
     const tooOld = nameOf('staging', key, 'old');
     const arn = (name: string) => executionArnFor(STATE_MACHINE, name);
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [
-        {
-          name: 'unrelated-abc',
-          executionArn: arn('unrelated-abc'),
-          stateMachineArn: STATE_MACHINE,
-          status: 'SUCCEEDED',
-          startDate: at(50),
-        },
-        {
-          name: sameSlugOtherFolder,
-          executionArn: arn(sameSlugOtherFolder),
-          stateMachineArn: STATE_MACHINE,
-          status: 'SUCCEEDED',
-          startDate: at(40),
-        },
-        {
-          name: otherBucket,
-          executionArn: arn(otherBucket),
-          stateMachineArn: STATE_MACHINE,
-          status: 'SUCCEEDED',
-          startDate: at(35),
-        },
-        {
-          name: moved,
-          executionArn: arn(moved),
-          stateMachineArn: STATE_MACHINE,
-          status: 'SUCCEEDED',
-          startDate: at(30),
-        },
-        {
-          name: tooOld,
-          executionArn: arn(tooOld),
-          stateMachineArn: STATE_MACHINE,
-          status: 'SUCCEEDED',
-          startDate: at(1),
-        },
-      ],
+    const listed = (name: string, minute: number) => ({
+      name,
+      executionArn: arn(name),
+      stateMachineArn: STATE_MACHINE,
+      status: 'SUCCEEDED' as const,
+      startDate: at(minute),
     });
+    // Newest first, three pages; the third is past `since` and must never be read.
+    sfn
+      .on(ListExecutionsCommand, { nextToken: undefined })
+      .resolves({ executions: [listed('unrelated-abc', 50), listed(sameSlugOtherFolder, 40)], nextToken: 'p2' })
+      .on(ListExecutionsCommand, { nextToken: 'p2' })
+      .resolves({ executions: [listed(otherBucket, 35), listed(moved, 30), listed(tooOld, 1)], nextToken: 'p3' })
+      .on(ListExecutionsCommand, { nextToken: 'p3' })
+      .resolves({ executions: [listed(nameOf('staging', key, 'older-still'), 0)] });
     const described: Record<
       string,
       { input: string; status: 'SUCCEEDED' | 'RUNNING'; startDate: Date; output?: string }
@@ -209,6 +185,10 @@ describe('finding the key’s executions', () => {
       result: { verdict: 'Clean', placement: { area: 'destination', bucket: 'dest' } },
       statePath: ['ScanObject', 'RouteByVerdict'],
     });
+    expect(sfn.commandCalls(ListExecutionsCommand).map((call) => call.args[0].input)).toEqual([
+      { stateMachineArn: STATE_MACHINE, maxResults: 1000 },
+      { stateMachineArn: STATE_MACHINE, maxResults: 1000, nextToken: 'p2' },
+    ]);
     // Same slug, described and dropped; the unrelated name and the one before `since` never described.
     const describedNames = sfn
       .commandCalls(DescribeExecutionCommand)
