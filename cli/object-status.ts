@@ -1,4 +1,9 @@
-import { GetObjectTaggingCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectTaggingCommand,
+  ListObjectVersionsCommand,
+  type S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { executionNameFor } from '../functions/commons/scan-execution.js';
@@ -17,6 +22,11 @@ export interface VersionInfo {
   readonly etag?: string;
   /** The pipeline's `scan-*` tags on this version; absent for delete markers and versions not looked at. */
   readonly verdictTags?: Readonly<Record<string, string>>;
+  /**
+   * Why the tags could not be read: `AccessDenied` (the quarantine bucket lets only the pipeline and the
+   * security role read tags), or `gone` (deleted since it was listed).
+   */
+  readonly tagsUnreadable?: string;
 }
 
 export interface ObjectLocation {
@@ -102,7 +112,16 @@ export async function locateInBucket(
   const shown = listed.filter((v, index) => index < MAX_VERSIONS_SHOWN || v.versionId === focusVersionId);
   const versions = await mapLimit(shown, 4, async (version): Promise<VersionInfo> => {
     if (version.deleteMarker) return version;
-    return { ...version, verdictTags: await verdictTagsOf(s3, where.bucket, key, version.versionId) };
+    try {
+      return { ...version, verdictTags: await verdictTagsOf(s3, where.bucket, key, version.versionId) };
+    } catch (error) {
+      // One unreadable version must not hide the rest of the answer: say so next to it.
+      if (!(error instanceof S3ServiceException)) throw error;
+      const status = error.$metadata.httpStatusCode;
+      if (status === 403) return { ...version, tagsUnreadable: error.name };
+      if (status === 404) return { ...version, tagsUnreadable: 'gone' };
+      throw error;
+    }
   });
   return { ...where, versions, moreVersions: listed.length - shown.length };
 }
@@ -274,8 +293,11 @@ export function defaultSearchSince(locations: readonly ObjectLocation[], now: Da
   return new Date(Math.min(oldest, now.getTime()) - day);
 }
 
-/** The answer to "is it Clean": a verdict, or why there is none. Exit codes follow `state`. */
-export type VerdictState = VerdictName | 'no-verdict' | 'not-found';
+/**
+ * The answer to "is it Clean": a verdict, or why there is none (`unreadable`: the verdict is in tags these
+ * credentials may not read). Exit codes follow `state`.
+ */
+export type VerdictState = VerdictName | 'no-verdict' | 'not-found' | 'unreadable';
 
 export interface StatusVerdict {
   readonly state: VerdictState;
@@ -320,6 +342,14 @@ function fromTags(version: VersionInfo, area: Area, what: string): StatusVerdict
     ...(version.lastModified && area === 'staging' ? { uploadedAt: version.lastModified.toISOString() } : {}),
     placement: area,
   };
+  if (version.tagsUnreadable) {
+    return {
+      state: 'unreadable',
+      ...common,
+      basis: 'none',
+      note: `the tags of ${what} cannot be read (${version.tagsUnreadable})`,
+    };
+  }
   if (!isVerdictName(result)) {
     return {
       state: 'no-verdict',

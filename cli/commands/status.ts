@@ -38,6 +38,7 @@ export const STATUS_EXIT_CODES: Readonly<Record<VerdictState, ExitCode>> = {
   Error: EXIT.notClean,
   'no-verdict': EXIT.noVerdict,
   'not-found': EXIT.notFound,
+  unreadable: EXIT.unreachable,
 };
 
 function areaOf(target: Target, bucket: string): Area | undefined {
@@ -135,8 +136,12 @@ export async function objectStatus(
 
 function describeVerdict(verdict: StatusVerdict): string {
   const detail = [verdict.reason, verdict.signature].filter(Boolean).join(', ');
-  const state =
-    verdict.state === 'no-verdict' ? 'no verdict yet' : verdict.state === 'not-found' ? 'not found' : verdict.state;
+  const words: Partial<Record<VerdictState, string>> = {
+    'no-verdict': 'no verdict yet',
+    'not-found': 'not found',
+    unreadable: 'unknown (tags not readable)',
+  };
+  const state = words[verdict.state] ?? verdict.state;
   return detail ? `${state} (${detail})` : state;
 }
 
@@ -178,7 +183,8 @@ export function renderStatus(report: StatusReport, target: Target, now: Date): s
         `  ${location.area} s3://${location.bucket}/${object.key} version ${version.versionId}${version.latest ? ' (current)' : ''}`,
       );
       const tags = Object.entries(version.verdictTags ?? {});
-      lines.push(tags.length > 0 ? renderFields(tags, '    ') : '    (no scan-* tags)');
+      if (version.tagsUnreadable) lines.push(`    (tags not readable: ${version.tagsUnreadable})`);
+      else lines.push(tags.length > 0 ? renderFields(tags, '    ') : '    (no scan-* tags)');
     }
   }
 
@@ -189,7 +195,11 @@ export function renderStatus(report: StatusReport, target: Target, now: Date): s
       location.bucket,
       v.versionId,
       v.latest ? 'yes' : '',
-      v.deleteMarker ? 'delete marker' : (v.verdictTags?.[TAG_KEYS.result] ?? '(none)'),
+      v.deleteMarker
+        ? 'delete marker'
+        : v.tagsUnreadable
+          ? `(${v.tagsUnreadable})`
+          : (v.verdictTags?.[TAG_KEYS.result] ?? '(none)'),
       formatTime(v.lastModified),
       v.size === undefined ? '' : String(v.size),
     ]);

@@ -1,4 +1,4 @@
-import { ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectTaggingCommand, ListObjectVersionsCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import {
   DescribeExecutionCommand,
   ExecutionDoesNotExist,
@@ -17,6 +17,8 @@ import {
   findExecutionsOfKey,
   type KeyExecution,
   listVersionsOfKey,
+  locateInBucket,
+  MAX_VERSIONS_SHOWN,
   type ObjectLocation,
   type StatusFacts,
   summarizeStatus,
@@ -97,6 +99,72 @@ describe('the versions of exactly one key', () => {
       Bucket: 'staging',
       Prefix: 'a.txt',
     });
+  });
+});
+
+describe('one bucket’s versions with their verdict tags', () => {
+  const s3 = mockClient(S3Client);
+  beforeEach(() => {
+    s3.reset();
+  });
+
+  it('a version whose tags may not be read is listed as such; the others keep their tags', async () => {
+    s3.on(ListObjectVersionsCommand).resolves({
+      Versions: [
+        { Key: 'k', VersionId: 'v2', IsLatest: true, LastModified: at(2), Size: 2, ETag: '"e2"' },
+        { Key: 'k', VersionId: 'v1', IsLatest: false, LastModified: at(1), Size: 1, ETag: '"e1"' },
+      ],
+    });
+    s3.on(GetObjectTaggingCommand, { VersionId: 'v2' })
+      .rejects(
+        new S3ServiceException({
+          name: 'AccessDenied',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+          message: 'Access Denied',
+        }),
+      )
+      .on(GetObjectTaggingCommand, { VersionId: 'v1' })
+      .resolves({
+        TagSet: [
+          { Key: 'scan-result', Value: 'Infected' },
+          { Key: 'owner', Value: 'team-a' },
+        ],
+      });
+    const location = await locateInBucket(
+      new S3Client({ region: 'eu-west-1' }),
+      { area: 'quarantine', bucket: 'q' },
+      'k',
+    );
+    expect(location.versions.map((v) => [v.versionId, v.tagsUnreadable, v.verdictTags])).toEqual([
+      ['v2', 'AccessDenied', undefined],
+      // Only the pipeline's tags: the owner's are not the CLI's business.
+      ['v1', undefined, { 'scan-result': 'Infected' }],
+    ]);
+  });
+
+  it('shows the newest versions and the one asked for, and counts the rest', async () => {
+    const versions = Array.from({ length: 14 }, (_, i) => ({
+      Key: 'k',
+      VersionId: `v${i}`,
+      IsLatest: i === 13,
+      LastModified: at(i),
+      ETag: `"e${i}"`,
+    }));
+    s3.on(ListObjectVersionsCommand).resolves({ Versions: versions });
+    s3.on(GetObjectTaggingCommand).resolves({ TagSet: [] });
+    const location = await locateInBucket(
+      new S3Client({ region: 'eu-west-1' }),
+      { area: 'staging', bucket: 's' },
+      'k',
+      'v0',
+    );
+    expect(location.versions.map((v) => v.versionId)).toEqual([
+      ...Array.from({ length: MAX_VERSIONS_SHOWN }, (_, i) => `v${13 - i}`),
+      'v0',
+    ]);
+    expect(location.moreVersions).toBe(14 - MAX_VERSIONS_SHOWN - 1);
+    expect(s3.commandCalls(GetObjectTaggingCommand)).toHaveLength(MAX_VERSIONS_SHOWN + 1);
   });
 });
 
@@ -375,6 +443,18 @@ describe('which upload status is about, and its verdict', () => {
       state: 'not-found',
     });
     expect(STATUS_EXIT_CODES['not-found']).toBe(EXIT.notFound);
+  });
+
+  it('a verdict only in tags these credentials may not read is unknown, and says so (exit 3)', () => {
+    const unreadable: VersionInfo = { ...version('q1', 5, undefined, true), tagsUnreadable: 'AccessDenied' };
+    const verdict = summarizeStatus(
+      facts({
+        locations: [location('staging', []), location('destination', []), location('quarantine', [unreadable])],
+      }),
+    );
+    expect(verdict).toMatchObject({ state: 'unreadable', versionId: 'q1', placement: 'quarantine' });
+    expect(verdict.note).toBe('the tags of the current copy in quarantine cannot be read (AccessDenied)');
+    expect(STATUS_EXIT_CODES[verdict.state]).toBe(EXIT.unreachable);
   });
 
   it('a copy without a scan-result tag has no verdict', () => {
