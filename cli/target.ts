@@ -194,13 +194,17 @@ export async function readStackTarget(
   cloudFormation: CloudFormationClient,
   connection: { readonly profile?: string } = {},
 ): Promise<Target> {
+  // The SDK only says "Region is missing", from deep inside; say what to do instead.
+  const region = await cloudFormation.config.region().catch(() => undefined);
+  if (!region) {
+    throw usageError('no AWS region for --stack: pass --region, or set AWS_REGION or a region in your AWS profile');
+  }
   let described: DescribeStacksCommandOutput;
   try {
     described = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (error instanceof Error && error.name === 'ValidationError' && /does not exist/.test(message)) {
-      const region = await cloudFormation.config.region().catch(() => 'the configured region');
       throw unreachable(`no stack ${stackName} in ${region} (pass --region, or set AWS_REGION / AWS_PROFILE)`);
     }
     throw error;

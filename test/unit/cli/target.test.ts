@@ -170,6 +170,20 @@ describe('--stack: reading the stack', () => {
     expect(error.message).toBe('no stack Nope in ap-south-1 (pass --region, or set AWS_REGION / AWS_PROFILE)');
   });
 
+  it('without a region anywhere, says how to give one (exit 2) and asks CloudFormation nothing', async () => {
+    const noRegion = new CloudFormationClient({
+      region: async () => {
+        throw new Error('Region is missing');
+      },
+    });
+    const error = await cliFailure(() => resolveTarget({ stack: 'Scanflow' }, { cloudFormation: noRegion }));
+    expect(error.exitCode).toBe(EXIT.usage);
+    expect(error.message).toBe(
+      'no AWS region for --stack: pass --region, or set AWS_REGION or a region in your AWS profile',
+    );
+    expect(cloudFormation.commandCalls(DescribeStacksCommand)).toHaveLength(0);
+  });
+
   it('lets other AWS failures (credentials, access denied) through for the caller to report', async () => {
     const denied = new CloudFormationServiceException({
       name: 'AccessDenied',
