@@ -280,17 +280,19 @@ export async function findExecutionsOfKey(sfn: SFNClient, search: ExecutionSearc
 }
 
 /**
- * How far back to list executions when none is asked for: a day before the oldest version or delete marker
- * of the key in any pipeline bucket (its upload, or its move, which comes after its upload's execution
- * started), else a day back. A day covers the longest scan (3 h at most) and its retries.
+ * How far back to list executions when none is asked for. Uploads still in staging are found by name, so
+ * the list is only for uploads that were moved: a day before the oldest copy of the key shown in destination
+ * or quarantine (a copy is made as its execution ends; a day covers the longest scan, 3 h, and its retries),
+ * else a day back (for uploads that left no copy: superseded, deleted).
  */
 export function defaultSearchSince(locations: readonly ObjectLocation[], now: Date): Date {
   const day = 86_400_000;
-  const times = locations.flatMap((location) =>
-    location.versions.flatMap((version) => (version.lastModified ? [version.lastModified.getTime()] : [])),
-  );
-  const oldest = times.length > 0 ? Math.min(...times) : now.getTime();
-  return new Date(Math.min(oldest, now.getTime()) - day);
+  const copies = locations
+    .filter((location) => location.area !== 'staging')
+    .flatMap((location) =>
+      location.versions.flatMap((v) => (!v.deleteMarker && v.lastModified ? [v.lastModified.getTime()] : [])),
+    );
+  return new Date(Math.min(now.getTime(), ...copies) - day);
 }
 
 /**

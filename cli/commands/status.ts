@@ -267,7 +267,7 @@ export function registerStatus(program: Command, run: RunTargeted, now: Date): v
       .option('--version-id <id>', 'one version: an upload in staging, or a copy in destination/quarantine')
       .option(
         '--since <age-or-time>',
-        "list executions back to this: 30m, 1h, 7d, or an ISO time (default: a day before the key's oldest version)",
+        'list executions back to this: 30m, 1h, 7d, or an ISO time (default: a day before the oldest moved copy)',
         (value: string) => parseSince(value, now),
       ),
   ).action(async (object: S3Location, options: StatusOptions) => {

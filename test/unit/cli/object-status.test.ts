@@ -472,16 +472,24 @@ describe('which upload status is about, and its verdict', () => {
 });
 
 describe('how far back status lists executions by default', () => {
-  it('a day before the oldest version or delete marker of the key in any bucket', () => {
+  it('a day before the oldest copy in destination or quarantine: staging uploads are found by name', () => {
     const locations = [
-      location('staging', [version('v3', 40)]),
-      location('destination', [version('d1', 20)]),
-      location('quarantine', [{ versionId: 'dm', latest: true, deleteMarker: true, lastModified: at(5) }]),
+      location('staging', [version('v3', 40), version('v0', 1)]),
+      location('destination', [version('d2', 30), version('d1', 20)]),
+      location('quarantine', [
+        { versionId: 'dm', latest: true, deleteMarker: true, lastModified: at(25) },
+        version('q1', 22),
+      ]),
     ];
-    expect(defaultSearchSince(locations, at(59)).toISOString()).toBe('2025-06-09T12:05:00.000Z');
+    expect(defaultSearchSince(locations, at(59)).toISOString()).toBe('2025-06-09T12:20:00.000Z');
   });
 
-  it('a day back when the key has no version anywhere', () => {
-    expect(defaultSearchSince([location('staging', [])], at(0)).toISOString()).toBe('2025-06-09T12:00:00.000Z');
+  it('a day back when the key has no copy in destination or quarantine', () => {
+    const locations = [
+      location('staging', [version('v0', 1)]),
+      location('destination', []),
+      location('quarantine', []),
+    ];
+    expect(defaultSearchSince(locations, at(30)).toISOString()).toBe('2025-06-09T12:30:00.000Z');
   });
 });
