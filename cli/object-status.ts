@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
-import { executionNameFor } from '../functions/commons/scan-execution.js';
+import { executionNameFor, NULL_VERSION_ID } from '../functions/commons/scan-execution.js';
 import { isScanTagKey, TAG_KEYS, VERDICT_NAMES, type VerdictName } from '../functions/commons/verdict.js';
 import { describeExecution, executionArnFor, listExecutions, mapLimit, statePathOf } from './executions.js';
 
@@ -213,10 +213,14 @@ export interface ExecutionSearch {
  */
 export async function findExecutionsOfKey(sfn: SFNClient, search: ExecutionSearch): Promise<KeyExecution[]> {
   const arns = new Set(
-    search.stagingVersions.map((version) =>
-      executionArnFor(
-        search.stateMachineArn,
-        executionNameFor({ bucket: version.bucket, key: search.key, versionId: version.versionId, etag: version.etag }),
+    search.stagingVersions.flatMap((version) =>
+      // An unversioned bucket's object is listed as version "null"; start-scan named its execution from a
+      // HeadObject that may have returned no version id at all. Both names are tried.
+      (version.versionId === NULL_VERSION_ID ? [undefined, NULL_VERSION_ID] : [version.versionId]).map((versionId) =>
+        executionArnFor(
+          search.stateMachineArn,
+          executionNameFor({ bucket: version.bucket, key: search.key, versionId, etag: version.etag }),
+        ),
       ),
     ),
   );

@@ -266,6 +266,40 @@ describe('finding the key’s executions', () => {
   });
 });
 
+describe('an unversioned staging bucket', () => {
+  const sfn = mockClient(SFNClient);
+  beforeEach(() => {
+    sfn.reset();
+  });
+
+  it('finds the execution start-scan named without a version id, for the object listed as version "null"', async () => {
+    const name = executionNameFor({ bucket: 'staging', key: 'a.txt', etag: '"e"' });
+    sfn.on(ListExecutionsCommand).resolves({ executions: [] });
+    sfn.on(DescribeExecutionCommand).callsFake(({ executionArn }: { executionArn: string }) => {
+      if (executionArn !== executionArnFor(STATE_MACHINE, name)) {
+        throw new ExecutionDoesNotExist({ $metadata: {}, message: 'Execution Does Not Exist' });
+      }
+      return {
+        executionArn,
+        name,
+        stateMachineArn: STATE_MACHINE,
+        status: 'SUCCEEDED',
+        startDate: at(1),
+        input: JSON.stringify({ object: { bucket: 'staging', key: 'a.txt', versionId: 'null', etag: '"e"' } }),
+      };
+    });
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: [] });
+    const found = await findExecutionsOfKey(new SFNClient({ region: 'eu-west-1' }), {
+      stateMachineArn: STATE_MACHINE,
+      key: 'a.txt',
+      stagingBuckets: ['staging'],
+      stagingVersions: [{ bucket: 'staging', versionId: 'null', etag: '"e"' }],
+      since: at(0),
+    });
+    expect(found.map((e) => e.name)).toEqual([name]);
+  });
+});
+
 const version = (versionId: string, minute: number, tags?: Record<string, string>, latest = false): VersionInfo => ({
   versionId,
   latest,
