@@ -28,7 +28,7 @@ import {
   type ScanPipelineProps,
 } from './scan-pipeline-props.js';
 import { SCANNER_HEALTH_CHECK, scannerImageFromRepository } from './scanner-image.js';
-import { blockUnscannedReadsStatement, quarantineReadStatement, tagProtectionStatements } from './tag-protection.js';
+import { blockUnscannedReadsStatement, quarantineReadStatement, tagProtectionStatements } from './bucket-policies.js';
 import { workerScalingSteps } from './worker-scaling.js';
 
 /** The repository root: the scanner image's build context and the base of the function entries. */
