@@ -83,6 +83,25 @@ beforeAll(() => {
 });
 
 const arnOf = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
+// Every letter-case spelling of the scan- prefix: StringLike and S3 tag keys are case-sensitive.
+const SCAN_TAG_KEY_PATTERNS = [
+  'scan-*',
+  'scaN-*',
+  'scAn-*',
+  'scAN-*',
+  'sCan-*',
+  'sCaN-*',
+  'sCAn-*',
+  'sCAN-*',
+  'Scan-*',
+  'ScaN-*',
+  'ScAn-*',
+  'ScAN-*',
+  'SCan-*',
+  'SCaN-*',
+  'SCAn-*',
+  'SCAN-*',
+];
 const objectsOf = (id: string) => ({ 'Fn::Join': ['', [arnOf(id), '/*']] });
 const actionsOf = (s: PolicyStatementJson) => asList(s.Action);
 
@@ -287,7 +306,10 @@ describe('buckets', () => {
               Principal: { AWS: '*' },
               Action: Match.arrayWith(['s3:PutObject', 's3:PutObjectTagging', 's3:PutObjectVersionTagging']),
               Resource: objectsOf(ids[which]),
-              Condition: { 'ForAnyValue:StringLike': { 's3:RequestObjectTagKeys': ['scan-*'] }, ...exceptPipeline },
+              Condition: {
+                'ForAnyValue:StringLike': { 's3:RequestObjectTagKeys': SCAN_TAG_KEY_PATTERNS },
+                ...exceptPipeline,
+              },
             }),
             Match.objectLike({
               Effect: 'Deny',
@@ -299,6 +321,25 @@ describe('buckets', () => {
               ]),
               Resource: objectsOf(ids[which]),
               Condition: { Null: { [`s3:ExistingObjectTag/${TAG_KEYS.result}`]: 'false' }, ...exceptPipeline },
+            }),
+            // RequestObjectTagKeys only reflects an x-amz-tagging header: a copy without one keeps the
+            // source's tags, so it is refused unless the copy replaces them explicitly.
+            Match.objectLike({
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: 's3:PutObject',
+              Resource: objectsOf(ids[which]),
+              Condition: {
+                Null: { 's3:x-amz-copy-source': 'false', 's3:RequestObjectTagKeys': 'true' },
+                ...exceptPipeline,
+              },
+            }),
+            Match.objectLike({
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: 's3:ReplicateTags',
+              Resource: objectsOf(ids[which]),
+              Condition: exceptPipeline,
             }),
           ]),
         },
