@@ -44,7 +44,7 @@ export interface ScanPipelineProps {
    * Buckets to protect (scan every new object of), imported by name. EventBridge notifications are turned on
    * for them by a custom resource that keeps their existing notification configuration.
    * Their bucket policy is not changed by this stack (CloudFormation can only replace a policy, not merge
-   * one): the tag-protection statements are published as `ImportedBucketPolicy<n>` outputs.
+   * one): the statements it needs are published as `ImportedBucketPolicy<n>` outputs for the owner to merge.
    * @default - one new staging bucket is created and protected
    */
   readonly existingProtectedBucketNames?: readonly string[];
@@ -74,14 +74,24 @@ export interface ScanPipelineProps {
    */
   readonly quarantineReaderRoleArn?: string;
   /**
+   * Roles besides the pipeline allowed to read objects in the protected buckets, e.g. the people who
+   * investigate objects left there as Unscannable or Error. On a staging bucket this stack creates they are
+   * the only other readers; on imported protected buckets they are exempt from `blockUnscannedReads`.
+   * @default - nobody but the pipeline may read objects that are not scanned Clean
+   */
+  readonly stagingReaderRoleArns?: readonly string[];
+  /**
    * Quarantined objects (and their old versions) are deleted this long after they arrive.
    * @default - kept until someone deletes them
    */
   readonly quarantineExpiration?: Duration;
   /**
-   * Opt-in: deny GetObject on protected buckets for objects whose `scan-result` tag is not `Clean`, to every
-   * principal except the pipeline. Readers of those buckets then only ever see scanned, clean objects.
-   * @default false
+   * Imported protected buckets only: their printed policy (`ImportedBucketPolicy<n>`) denies GetObject of
+   * objects whose `scan-result` tag is not `Clean` to every principal except the pipeline and
+   * `stagingReaderRoleArns`, so readers only ever see scanned, clean objects. Irrelevant for the staging
+   * bucket this stack creates: nobody but the pipeline and `stagingReaderRoleArns` may read its objects at
+   * all, whatever this says.
+   * @default true
    */
   readonly blockUnscannedReads?: boolean;
 
@@ -259,7 +269,7 @@ export type ResolvedScanPipelineProps = ScanPipelineProps &
 
 export const SCAN_PIPELINE_DEFAULTS = {
   pipelineName: 'scanflow',
-  blockUnscannedReads: false,
+  blockUnscannedReads: true,
   natGateways: 1,
   minWorkers: 0,
   maxWorkers: 10,
@@ -421,6 +431,11 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   ) {
     problems.push(`quarantineReaderRoleArn must be an IAM role ARN (got '${p.quarantineReaderRoleArn}')`);
   }
+  (p.stagingReaderRoleArns ?? []).forEach((arn, i) => {
+    if (isConcrete(arn) && !ROLE_ARN.test(arn)) {
+      problems.push(`stagingReaderRoleArns[${i}] must be an IAM role ARN (got '${arn}')`);
+    }
+  });
   if (p.quarantineExpiration !== undefined && p.quarantineExpiration.toDays({ integral: false }) < 1) {
     problems.push('quarantineExpiration must be at least one day');
   }

@@ -1,4 +1,10 @@
-import { caseVariants, scanTagKeyPatterns, tagProtectionStatements } from '../../infra/lib/bucket-policies.js';
+import {
+  type BucketPolicyOptions,
+  type BucketRole,
+  bucketPolicyStatements,
+  caseVariants,
+  scanTagKeyPatterns,
+} from '../../infra/lib/bucket-policies.js';
 import { asList, type PolicyStatementJson } from './synth.js';
 
 /**
@@ -9,7 +15,11 @@ import { asList, type PolicyStatementJson } from './synth.js';
 
 const ACCOUNT = 'arn:aws:iam::111111111111';
 const SM = `${ACCOUNT}:role/ScanObjectRole`;
+const START_SCAN = `${ACCOUNT}:role/StartScanRole`;
+const WORKER = `${ACCOUNT}:role/WorkerTaskRole`;
 const ADMIN = `${ACCOUNT}:role/Administrator`;
+const INVESTIGATOR = `${ACCOUNT}:role/Investigators`;
+const SECURITY = `${ACCOUNT}:role/SecurityResponders`;
 const BUCKET = 'arn:aws:s3:::bucket';
 const OBJECT = `${BUCKET}/in/report.pdf`;
 
@@ -80,9 +90,15 @@ function deniedBy(statements: readonly PolicyStatementJson[], request: Request):
     .map((s) => s.Sid ?? '(no Sid)');
 }
 
-/** What every pipeline bucket's policy holds, whatever its role. */
-function policy(_role: 'staging' | 'destination' | 'quarantine'): PolicyStatementJson[] {
-  return tagProtectionStatements(BUCKET, [SM]).map((s) => s.toStatementJson() as PolicyStatementJson);
+const pipeline = { stateMachine: SM, startScan: START_SCAN, worker: WORKER };
+
+function policy(role: BucketRole, options: Partial<BucketPolicyOptions> = {}): PolicyStatementJson[] {
+  return bucketPolicyStatements(role, BUCKET, {
+    created: true,
+    pipeline,
+    blockUnscannedReads: true,
+    ...options,
+  }).map((s) => s.toStatementJson() as PolicyStatementJson);
 }
 
 const allowed = (statements: readonly PolicyStatementJson[], request: Request) =>
@@ -106,6 +122,33 @@ describe('case variants of the scan- prefix', () => {
 
   test('the tag-key patterns are the 16 spellings followed by *', () => {
     expect(scanTagKeyPatterns()).toEqual(caseVariants('scan-').map((v) => `${v}*`));
+  });
+});
+
+describe('every statement is an unconditional-principal Deny on the objects of its bucket', () => {
+  test.each([
+    ['staging', true],
+    ['staging', false],
+    ['destination', true],
+    ['destination', false],
+    ['quarantine', true],
+    ['quarantine', false],
+  ] as const)('%s (created: %s)', (role, created) => {
+    const statements = policy(role, { created });
+    expect(statements.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(statements.map((s) => s.Sid)).size).toBe(statements.length);
+    for (const s of statements) {
+      expect(s).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' }, Resource: `${BUCKET}/*` });
+      expect(asList((s.Condition?.ArnNotLike as Record<string, unknown> | undefined)?.['aws:PrincipalArn'])).toEqual(
+        expect.arrayContaining([SM]),
+      );
+    }
+  });
+
+  test('destination and quarantine get the same statements whether created or imported', () => {
+    for (const role of ['destination', 'quarantine'] as const) {
+      expect(policy(role, { created: false })).toEqual(policy(role, { created: true }));
+    }
   });
 });
 
@@ -165,5 +208,115 @@ describe('verdict tags: only the state machine leaves a scan-* tag, in any lette
     expect(deniedBy(policy(role), { principal: ADMIN, action: 's3:ReplicateTags' })).toContain(
       'DenyReplicatedTagsExceptPipeline',
     );
+  });
+});
+
+describe('staging bucket the stack creates: fail-closed reads', () => {
+  const statements = policy('staging', { stagingReaderRoleArns: [INVESTIGATOR] });
+
+  test.each([['s3:GetObject'], ['s3:GetObjectVersion'], ['s3:GetObjectVersionForReplication']])(
+    '%s is denied to an administrator and to anonymous requests, even on an object tagged Clean',
+    (action) => {
+      for (const principal of [ADMIN, undefined]) {
+        expect(deniedBy(statements, { principal, action, existingTags: { 'scan-result': 'Clean' } })).toEqual([
+          'DenyStagingReadsExceptPipeline',
+        ]);
+      }
+    },
+  );
+
+  test('the three pipeline roles and the staging readers may read', () => {
+    for (const principal of [SM, START_SCAN, WORKER, INVESTIGATOR]) {
+      expect(allowed(statements, { principal, action: 's3:GetObjectVersion' })).toBe(true);
+    }
+  });
+
+  test('tag reads stay open, so an uploader can poll the verdict', () => {
+    expect(allowed(statements, { principal: ADMIN, action: 's3:GetObjectTagging' })).toBe(true);
+  });
+
+  test('blockUnscannedReads changes nothing on it', () => {
+    expect(policy('staging', { blockUnscannedReads: false })).toEqual(policy('staging', { blockUnscannedReads: true }));
+  });
+});
+
+describe('imported protected bucket: reads per blockUnscannedReads', () => {
+  const blocked = policy('staging', { created: false, stagingReaderRoleArns: [INVESTIGATOR] });
+  const open = policy('staging', { created: false, blockUnscannedReads: false });
+
+  test('only objects tagged scan-result=Clean (exactly that key and value) are readable by others', () => {
+    const read = (existingTags?: Record<string, string>) =>
+      allowed(blocked, { principal: ADMIN, action: 's3:GetObject', ...(existingTags ? { existingTags } : {}) });
+    expect(read({ 'scan-result': 'Clean' })).toBe(true);
+    expect(read({ 'scan-result': 'Unscannable' })).toBe(false);
+    expect(read({ 'Scan-Result': 'Clean' })).toBe(false);
+    expect(read({ 'scan-result': 'clean' })).toBe(false);
+    expect(read()).toBe(false);
+  });
+
+  test('the pipeline and the staging readers read anything', () => {
+    for (const principal of [SM, START_SCAN, WORKER, INVESTIGATOR]) {
+      expect(allowed(blocked, { principal, action: 's3:GetObject', existingTags: { 'scan-result': 'Error' } })).toBe(
+        true,
+      );
+    }
+  });
+
+  test('with blockUnscannedReads false, reads are the owner’s business; the tag rules stay', () => {
+    expect(allowed(open, { principal: ADMIN, action: 's3:GetObject' })).toBe(true);
+    expect(deniedBy(open, { principal: ADMIN, action: 's3:PutObject', requestTagKeys: ['SCAN-result'] })).toEqual([
+      'DenyScanTagWritesExceptPipeline',
+    ]);
+  });
+});
+
+describe('destination and quarantine: nobody but the state machine writes', () => {
+  test.each(['destination', 'quarantine'] as const)(
+    '%s: uploads, copies, tagging and replication are denied to everyone else; deletions are not',
+    (role) => {
+      const statements = policy(role, { quarantineReaderRoleArn: SECURITY, stagingReaderRoleArns: [INVESTIGATOR] });
+      for (const principal of [ADMIN, WORKER, START_SCAN, SECURITY, INVESTIGATOR, undefined]) {
+        for (const action of [
+          's3:PutObject',
+          's3:PutObjectTagging',
+          's3:DeleteObjectTagging',
+          's3:ReplicateObject',
+          's3:ReplicateTags',
+        ]) {
+          expect(deniedBy(statements, { principal, action, requestTagKeys: ['team'] })).toContain(
+            'DenyObjectWritesExceptPipeline',
+          );
+        }
+        expect(allowed(statements, { principal, action: 's3:DeleteObjectVersion' })).toBe(true);
+      }
+      for (const action of ['s3:PutObject', 's3:PutObjectTagging']) {
+        expect(allowed(statements, { principal: SM, action, copySource: 'staging/in/report.pdf' })).toBe(true);
+      }
+    },
+  );
+
+  test('destination objects are readable by anyone the owner allows, the worker included', () => {
+    const statements = policy('destination');
+    for (const principal of [ADMIN, WORKER]) {
+      for (const action of ['s3:GetObject', 's3:GetObjectTagging']) {
+        expect(allowed(statements, { principal, action })).toBe(true);
+      }
+    }
+  });
+
+  test('quarantined objects and their tags are readable by the state machine and the security role only', () => {
+    const statements = policy('quarantine', { quarantineReaderRoleArn: SECURITY });
+    for (const action of [
+      's3:GetObject',
+      's3:GetObjectVersion',
+      's3:GetObjectTagging',
+      's3:GetObjectVersionForReplication',
+    ]) {
+      for (const principal of [ADMIN, WORKER, START_SCAN, undefined]) {
+        expect(deniedBy(statements, { principal, action })).toEqual(['DenyQuarantineReadsExceptPipelineAndSecurity']);
+      }
+      for (const principal of [SM, SECURITY]) expect(allowed(statements, { principal, action })).toBe(true);
+    }
+    expect(allowed(policy('quarantine'), { principal: SECURITY, action: 's3:GetObject' })).toBe(false);
   });
 });

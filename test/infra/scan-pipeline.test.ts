@@ -347,9 +347,63 @@ describe('buckets', () => {
     },
   );
 
-  test('unscanned reads are not blocked unless opted in', () => {
-    const policies = JSON.stringify(template.findResources('AWS::S3::BucketPolicy'));
-    expect(policies).not.toContain('DenyReadsOfObjectsNotScannedClean');
+  test('by default nobody but the three pipeline roles may read staging objects, whatever their tags', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: ids.staging },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'DenyStagingReadsExceptPipeline',
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectVersionForReplication'],
+            Resource: objectsOf(ids.staging),
+            Condition: {
+              ArnNotLike: {
+                'aws:PrincipalArn': [arnOf(ids.stateMachineRole), arnOf(ids.startScanRole), arnOf(ids.taskRole)],
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
+
+  test.each(['destination', 'quarantine'] as const)(
+    'nobody but the state machine may write objects or tags into the %s bucket',
+    (which) => {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: ids[which] },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            {
+              Sid: 'DenyObjectWritesExceptPipeline',
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              // CDK sorts the actions of a rendered statement.
+              Action: [
+                's3:DeleteObjectTagging',
+                's3:DeleteObjectVersionTagging',
+                's3:PutObject',
+                's3:PutObjectTagging',
+                's3:PutObjectVersionTagging',
+                's3:ReplicateObject',
+                's3:ReplicateTags',
+              ],
+              Resource: objectsOf(ids[which]),
+              Condition: { ArnNotLike: { 'aws:PrincipalArn': [arnOf(ids.stateMachineRole)] } },
+            },
+          ]),
+        },
+      });
+    },
+  );
+
+  test('the staging bucket takes uploads from anyone the owner allows: no write deny beyond the tag rules', () => {
+    const policies = JSON.stringify(
+      template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: ids.staging } } }),
+    );
+    expect(policies).not.toContain('DenyObjectWritesExceptPipeline');
   });
 
   test('quarantined objects are readable by the pipeline only', () => {
