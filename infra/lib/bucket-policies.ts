@@ -195,6 +195,14 @@ export function bucketPolicyStatements(
   }
 }
 
+/**
+ * s3:ListBucket on the bucket itself: without it S3 answers 403 instead of 404 for a key that does not exist,
+ * and a deleted object would look like a permissions problem.
+ */
+export function listBucketStatement(sid: string, bucketArns: readonly string[]): iam.PolicyStatement {
+  return new iam.PolicyStatement({ sid, actions: ['s3:ListBucket'], resources: [...bucketArns] });
+}
+
 export interface PipelineBuckets {
   readonly protectedBuckets: readonly s3.IBucket[];
   readonly destination: s3.IBucket;

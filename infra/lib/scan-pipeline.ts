@@ -19,7 +19,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
-import { applyBucketPolicies } from './bucket-policies.js';
+import { applyBucketPolicies, listBucketStatement } from './bucket-policies.js';
 import { ScanMonitoring } from './monitoring.js';
 import { acknowledgeNagFindings } from './nag-acknowledgements.js';
 import { createPipelineFunction } from './pipeline-function.js';
@@ -142,6 +142,7 @@ export class ScanPipeline extends Construct {
     }
     const protectedObjectArns = this.protectedBuckets.map((b) => b.arnForObjects('*'));
     const placementObjectArns = [this.destinationBucket.arnForObjects('*'), this.quarantineBucket.arnForObjects('*')];
+    const protectedBucketArns = this.protectedBuckets.map((b) => b.bucketArn);
 
     // ---------- Results topic ----------
     const topicKey = new kms.Key(this, 'ResultsTopicKey', {
@@ -247,6 +248,9 @@ export class ScanPipeline extends Construct {
       }),
     );
     stateMachineRole.addToPrincipalPolicy(
+      listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
+    );
+    stateMachineRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'NotifyResult',
         actions: ['sns:Publish'],
@@ -304,6 +308,7 @@ export class ScanPipeline extends Construct {
         resources: protectedObjectArns,
       }),
     );
+    startScanRole.addToPrincipalPolicy(listBucketStatement('MissingKeysAre404', protectedBucketArns));
     this.stateMachine.grantStartExecution(startScanRole);
     this.startScanFunction.addEventSource(
       new SqsEventSource(this.scanRequestsQueue, {
@@ -414,6 +419,17 @@ export class ScanPipeline extends Construct {
         actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging'],
         resources: protectedObjectArns,
       }),
+    );
+    // Whether a Clean version may still be promoted without overwriting a newer promotion of the same key.
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadDestinationForPromotionOrder',
+        actions: ['s3:GetObject', 's3:GetObjectTagging'],
+        resources: [this.destinationBucket.arnForObjects('*')],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
     );
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({

@@ -224,7 +224,7 @@ describe('IAM', () => {
     expect(statement?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'Scanflow' } });
   });
 
-  test('the worker consumes scan-jobs, completes task tokens and reads protected objects, nothing else', () => {
+  test('the worker consumes scan-jobs, completes task tokens, reads protected objects and the destination object of its key, nothing else', () => {
     const statements = statementsOfRole(template, ids.taskRole);
     const actions = statements.flatMap(actionsOf).sort();
     expect(actions).toEqual(
@@ -233,6 +233,10 @@ describe('IAM', () => {
         's3:GetObject',
         's3:GetObjectTagging',
         's3:GetObjectVersion',
+        // ReadDestinationForPromotionOrder
+        's3:GetObject',
+        's3:GetObjectTagging',
+        's3:ListBucket',
         'sqs:ChangeMessageVisibility',
         'sqs:DeleteMessage',
         'sqs:ReceiveMessage',
@@ -243,6 +247,40 @@ describe('IAM', () => {
     );
     const taskResponse = statements.find((s) => actionsOf(s).includes('states:SendTaskSuccess'));
     expect(taskResponse?.Resource).toEqual({ Ref: ids.stateMachine });
+  });
+
+  test('the worker may read the destination object and tags of a key, and nothing else of the destination', () => {
+    const statements = statementsOfRole(template, ids.taskRole);
+    const onDestination = statements.filter((s) =>
+      asList(s.Resource).some((r) => JSON.stringify(r) === JSON.stringify(objectsOf(ids.destination))),
+    );
+    expect(onDestination).toEqual([
+      expect.objectContaining({
+        Sid: 'ReadDestinationForPromotionOrder',
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:GetObjectTagging'],
+        Resource: objectsOf(ids.destination),
+      }),
+    ]);
+  });
+
+  // Without s3:ListBucket S3 answers 403, not 404, for a key that does not exist.
+  test.each([
+    ['startScanRole', ['staging']],
+    ['stateMachineRole', ['staging', 'destination']],
+    ['taskRole', ['staging', 'destination']],
+  ] as const)('%s may list exactly the buckets whose missing keys it must see as 404: %j', (role, buckets) => {
+    const statements = statementsOfRole(template, ids[role]);
+    const listing = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:List')));
+    expect(listing).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+      }),
+    ]);
+    const resources = asList(listing[0]?.Resource).map((r) => JSON.stringify(r));
+    expect(resources.sort()).toEqual(buckets.map((b) => JSON.stringify(arnOf(ids[b]))).sort());
+    expect(listing[0]?.Condition).toBeUndefined();
   });
 
   test('start-scan reads object identity and tags and starts executions of scan-object only', () => {
