@@ -42,10 +42,11 @@ export interface ScanPipelineProps {
 
   /**
    * Buckets to protect (scan every new object of), imported by name. EventBridge notifications are turned on
-   * for them by a custom resource that keeps their existing notification configuration.
+   * for them by a custom resource that keeps their existing notification configuration. They must have
+   * versioning Enabled: start-scan ends objects without a version id as Error `unversioned-bucket`.
    * Their bucket policy is not changed by this stack (CloudFormation can only replace a policy, not merge
    * one): the statements it needs are published as `ImportedBucketPolicy<n>` outputs for the owner to merge.
-   * @default - one new staging bucket is created and protected
+   * @default - one new, versioned staging bucket is created and protected
    */
   readonly existingProtectedBucketNames?: readonly string[];
   /**

@@ -20,6 +20,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
 import { applyBucketPolicies, listBucketStatement } from './bucket-policies.js';
+import { requireVersioning, warnImportedBucketsNeedVersioning } from './bucket-versioning.js';
 import { ScanMonitoring } from './monitoring.js';
 import { acknowledgeNagFindings } from './nag-acknowledgements.js';
 import { createPipelineFunction } from './pipeline-function.js';
@@ -143,6 +144,11 @@ export class ScanPipeline extends Construct {
     const protectedObjectArns = this.protectedBuckets.map((b) => b.arnForObjects('*'));
     const placementObjectArns = [this.destinationBucket.arnForObjects('*'), this.quarantineBucket.arnForObjects('*')];
     const protectedBucketArns = this.protectedBuckets.map((b) => b.bucketArn);
+    requireVersioning(this, createdBuckets);
+    warnImportedBucketsNeedVersioning(
+      this,
+      this.protectedBuckets.filter((b) => !(b instanceof s3.Bucket)).map((b) => b.bucketName),
+    );
 
     // ---------- Results topic ----------
     const topicKey = new kms.Key(this, 'ResultsTopicKey', {

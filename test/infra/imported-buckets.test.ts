@@ -1,6 +1,7 @@
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import type { ScanflowStack } from '../../infra/lib/scanflow-stack.js';
 import {
   asList,
   identityStatements,
@@ -12,6 +13,7 @@ import {
 
 /** Buckets that already exist: EventBridge is switched on without touching their other notifications. */
 let template: Template;
+let stack: ScanflowStack;
 const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const ALARM_TOPIC_ARN = 'arn:aws:sns:eu-west-1:123456789012:ops-alarms';
 
@@ -19,7 +21,7 @@ const SECURITY_ROLE = 'arn:aws:iam::123456789012:role/SecurityResponders';
 const INVESTIGATORS = ['arn:aws:iam::123456789012:role/Investigators'];
 
 beforeAll(() => {
-  ({ template } = synthScanflow(
+  ({ template, stack } = synthScanflow(
     (stack) => ({
       existingProtectedBucketNames: ['partner-uploads', 'sftp-landing'],
       existingDestinationBucketName: 'clean-files',
@@ -281,6 +283,13 @@ describe('defaults for imported buckets', () => {
       { 'aws:PrincipalArn': [expect.stringMatching(/^<.+\.Arn>$/)] },
     ]);
   });
+});
+
+test('a warning says the imported protected buckets must be versioned', () => {
+  Annotations.fromStack(stack).hasWarning(
+    '/Scanflow/Pipeline',
+    Match.stringLikeRegexp('must have versioning Enabled \\(partner-uploads, sftp-landing\\)'),
+  );
 });
 
 test('the rule matches both buckets and leaves out excluded prefixes', () => {
