@@ -77,7 +77,8 @@ export interface ScanPipelineProps {
   /**
    * Roles besides the pipeline allowed to read objects in the protected buckets, e.g. the people who
    * investigate objects left there as Unscannable or Error. On a staging bucket this stack creates they are
-   * the only other readers; on imported protected buckets they are exempt from `blockUnscannedReads`.
+   * the only other readers; on imported protected buckets they are exempt from `blockUnscannedReads`
+   * (there at most 1,000 characters of ARNs in all, so the printed policy fits a CloudFormation output).
    * @default - nobody but the pipeline may read objects that are not scanned Clean
    */
   readonly stagingReaderRoleArns?: readonly string[];
@@ -331,6 +332,8 @@ const BUCKET_NAME = /^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9-]{0,31}$/;
 const METRICS_NAMESPACE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+/** What the printed policy of an imported protected bucket has room for (tested with the longest values). */
+export const STAGING_READER_ARNS_MAX_LENGTH = 1000;
 
 function isConcrete(value: unknown): boolean {
   return !(typeof value === 'string' || typeof value === 'number') || !Token.isUnresolved(value);
@@ -437,6 +440,12 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
       problems.push(`stagingReaderRoleArns[${i}] must be an IAM role ARN (got '${arn}')`);
     }
   });
+  const readerArnsLength = (p.stagingReaderRoleArns ?? []).filter(isConcrete).join('').length;
+  if (p.existingProtectedBucketNames !== undefined && readerArnsLength > STAGING_READER_ARNS_MAX_LENGTH) {
+    problems.push(
+      `stagingReaderRoleArns hold ${readerArnsLength} characters of ARNs; with imported protected buckets at most ${STAGING_READER_ARNS_MAX_LENGTH} fit the printed policy (a CloudFormation output holds 4,096): name fewer roles`,
+    );
+  }
   if (p.quarantineExpiration !== undefined && p.quarantineExpiration.toDays({ integral: false }) < 1) {
     problems.push('quarantineExpiration must be at least one day');
   }

@@ -1,6 +1,7 @@
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { STAGING_READER_ARNS_MAX_LENGTH } from '../../infra/lib/scan-pipeline-props.js';
 import type { ScanflowStack } from '../../infra/lib/scanflow-stack.js';
 import {
   asList,
@@ -253,6 +254,30 @@ describe('the printed policy of each imported bucket', () => {
     expect(policies.size).toBe(4);
     for (const { text } of policies.values()) expect(text.length).toBeLessThanOrEqual(4096);
   });
+});
+
+test('the printed policies fit an output with the most staging readers allowed and the longest values', () => {
+  // Role names hold up to 64 characters, paths up to 512.
+  const reader = (i: number) =>
+    `arn:aws-us-gov:iam::123456789012:role/${'p/'.repeat(20)}${'r'.repeat(62)}${String(i).padStart(2, '0')}`;
+  const readers: string[] = [];
+  while ([...readers, reader(readers.length)].join('').length <= STAGING_READER_ARNS_MAX_LENGTH)
+    readers.push(reader(readers.length));
+  const { template: crowded } = synthScanflow(
+    {
+      existingProtectedBucketNames: ['a'.repeat(63)],
+      existingDestinationBucketName: 'b'.repeat(63),
+      existingQuarantineBucketName: 'c'.repeat(63),
+      stagingReaderRoleArns: readers,
+      quarantineReaderRoleArn: reader(99).replace(/p\//g, 'q/'.repeat(10)),
+    },
+    { prebuiltImage: true },
+  );
+  const longest = ({ ref }: { ref?: string }) =>
+    ref === 'AWS::Partition' ? 'aws-us-gov' : `arn:aws-us-gov:iam::123456789012:role/${'r'.repeat(64)}`;
+  const policies = printedBucketPolicies(crowded, longest);
+  expect(policies.size).toBe(3);
+  for (const { text } of policies.values()) expect(text.length).toBeLessThanOrEqual(4096);
 });
 
 describe('defaults for imported buckets', () => {

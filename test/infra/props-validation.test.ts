@@ -97,6 +97,20 @@ describe('ScanPipeline props', () => {
     ]);
   });
 
+  test('with imported protected buckets, the staging readers must fit the printed policy', () => {
+    const many = Array.from({ length: 12 }, (_, i) => `arn:aws:iam::123456789012:role/${'r'.repeat(60)}${i}`);
+    expect(() => resolveScanPipelineProps({ stagingReaderRoleArns: many })).not.toThrow();
+    expect(
+      problemsOf(() =>
+        resolveScanPipelineProps({ stagingReaderRoleArns: many, existingProtectedBucketNames: ['b-1'] }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^stagingReaderRoleArns hold 1106 characters of ARNs; with imported protected buckets at most 1000 fit/,
+      ),
+    ]);
+  });
+
   test('refuses scan timeouts that clamd can outlast, naming MaxScanTime, in the same combined error', () => {
     const problems = problemsOf(() =>
       resolveScanPipelineProps({
