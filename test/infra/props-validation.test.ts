@@ -69,6 +69,48 @@ describe('ScanPipeline props', () => {
     expect(problems.length).toBeGreaterThanOrEqual(expected.length);
   });
 
+  test('reads are blocked by default: blockUnscannedReads is on unless turned off', () => {
+    expect(resolveScanPipelineProps().blockUnscannedReads).toBe(true);
+    expect(resolveScanPipelineProps({ blockUnscannedReads: false }).blockUnscannedReads).toBe(false);
+  });
+
+  test('staging readers must be IAM role ARNs, like the quarantine reader', () => {
+    expect(() =>
+      resolveScanPipelineProps({
+        stagingReaderRoleArns: ['arn:aws:iam::123456789012:role/Investigators', 'arn:aws:iam::123456789012:role/a/b'],
+      }),
+    ).not.toThrow();
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({
+        stagingReaderRoleArns: [
+          'arn:aws:iam::123456789012:role/Investigators',
+          'arn:aws:iam::123456789012:user/alice',
+          '*',
+        ],
+        quarantineReaderRoleArn: 'SecurityResponders',
+      }),
+    );
+    expect(problems).toEqual([
+      "quarantineReaderRoleArn must be an IAM role ARN (got 'SecurityResponders')",
+      "stagingReaderRoleArns[1] must be an IAM role ARN (got 'arn:aws:iam::123456789012:user/alice')",
+      "stagingReaderRoleArns[2] must be an IAM role ARN (got '*')",
+    ]);
+  });
+
+  test('with imported protected buckets, the staging readers must fit the printed policy', () => {
+    const many = Array.from({ length: 12 }, (_, i) => `arn:aws:iam::123456789012:role/${'r'.repeat(60)}${i}`);
+    expect(() => resolveScanPipelineProps({ stagingReaderRoleArns: many })).not.toThrow();
+    expect(
+      problemsOf(() =>
+        resolveScanPipelineProps({ stagingReaderRoleArns: many, existingProtectedBucketNames: ['b-1'] }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^stagingReaderRoleArns hold 1106 characters of ARNs; with imported protected buckets at most 1000 fit/,
+      ),
+    ]);
+  });
+
   test('refuses scan timeouts that clamd can outlast, naming MaxScanTime, in the same combined error', () => {
     const problems = problemsOf(() =>
       resolveScanPipelineProps({
@@ -189,6 +231,7 @@ describe('app configuration from context', () => {
       blockUnscannedReads: 'true',
       existingProtectedBucketNames: 'partner-uploads, sftp-landing',
       quarantineExpirationDays: '30',
+      stagingReaderRoleArns: 'arn:aws:iam::123456789012:role/Investigators, arn:aws:iam::123456789012:role/OnCall',
       account: '123456789012',
       region: 'eu-west-1',
       availabilityZones: { 'eu-west-1': ['eu-west-1a', 'eu-west-1b'] },
@@ -198,6 +241,7 @@ describe('app configuration from context', () => {
       maxWorkers: 20,
       blockUnscannedReads: true,
       existingProtectedBucketNames: ['partner-uploads', 'sftp-landing'],
+      stagingReaderRoleArns: ['arn:aws:iam::123456789012:role/Investigators', 'arn:aws:iam::123456789012:role/OnCall'],
     });
     expect(config.pipeline.quarantineExpiration?.toDays()).toBe(30);
     expect(config.availabilityZones).toEqual(['eu-west-1a', 'eu-west-1b']);
