@@ -254,6 +254,15 @@ export class ScanPipeline extends Construct {
       }),
     );
     stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ConditionalPromotion',
+        // PromoteObject/PromoteOverOlderPromotion send If-None-Match / If-Match: S3 evaluates them against the
+        // destination's current object, which a conditional write needs s3:GetObject on (S3 conditional writes).
+        actions: ['s3:GetObject'],
+        resources: [this.destinationBucket.arnForObjects('*')],
+      }),
+    );
+    stateMachineRole.addToPrincipalPolicy(
       listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
     );
     stateMachineRole.addToPrincipalPolicy(

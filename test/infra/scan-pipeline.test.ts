@@ -156,6 +156,10 @@ describe('state machine', () => {
       expect(resourcesFor(action)).toEqual([objectsOf(ids.staging)]);
     }
     expect(resourcesFor('s3:PutObject')).toEqual([objectsOf(ids.destination), objectsOf(ids.quarantine)]);
+    // The conditional promotions (If-None-Match / If-Match) need read access to the destination's current object.
+    expect(resourcesFor('s3:GetObject')).toEqual(
+      expect.arrayContaining([objectsOf(ids.staging), objectsOf(ids.destination)]),
+    );
     expect(resourcesFor('s3:PutObjectTagging')).toEqual(
       expect.arrayContaining([objectsOf(ids.staging), objectsOf(ids.destination), objectsOf(ids.quarantine)]),
     );
