@@ -20,6 +20,12 @@ export interface LocalRuntimeOptions {
   /** Where logs, clamd's files and local.json go. Default .scanflow/ in the project. */
   readonly stateDir?: string;
   readonly onLog?: (line: string) => void;
+  /**
+   * The endpoint start-scan and the worker call, given moto's. Default: moto itself. Tests put a fault
+   * proxy in front of moto here (test/support/fault-proxy.ts) for answers moto cannot give (SSE-C,
+   * throttling); the runtime's own clients keep talking to moto directly.
+   */
+  readonly serviceEndpoint?: (motoEndpoint: string) => Promise<string>;
 }
 
 export interface LocalRuntime {
@@ -84,8 +90,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     });
 
     const heartbeatSeconds = options.heartbeatSeconds ?? 30;
+    const serviceEndpoint = options.serviceEndpoint ? await options.serviceEndpoint(moto.endpoint) : moto.endpoint;
     const awsEnv = {
-      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ENDPOINT_URL: serviceEndpoint,
       S3_FORCE_PATH_STYLE: 'true',
       AWS_REGION: LOCAL_REGION,
       AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
