@@ -287,6 +287,8 @@ export class ScanPipeline extends Construct {
       reservedConcurrentExecutions: p.startScanReservedConcurrency,
       environment: {
         STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        // The `Pipeline` dimension of its metrics (UnversionedObjects is alarmed).
+        PIPELINE_NAME: p.pipelineName,
         // Events from the pipeline's own buckets are skipped, whatever the rule matches.
         PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
         EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),

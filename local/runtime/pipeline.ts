@@ -136,6 +136,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     Object.assign(process.env, {
       ...awsEnv,
       STATE_MACHINE_ARN: layout.stateMachineArn,
+      PIPELINE_NAME: 'local',
       PIPELINE_BUCKETS: `${layout.buckets.destination},${layout.buckets.quarantine}`,
       SCAN_HEARTBEAT_SECONDS: String(heartbeatSeconds),
       // moto's engine sends CopySource through botocore, which URL-encodes it itself (DESIGN.md).
@@ -164,7 +165,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       layout.queues.scanRequests,
       import('../../functions/start-scan/handler.js'),
     );
-    process.env.PIPELINE_NAME = 'local';
     const recordResultSource = await runLambda(
       'record-result',
       layout.queues.resultsMetrics,
