@@ -131,7 +131,7 @@ test('alarms notify the given topic', () => {
     (a) => (a as { Properties: { AlarmName?: string; AlarmActions?: unknown[] } }).Properties,
   );
   const operatorAlarms = alarms.filter((a) => a.AlarmName?.startsWith('scanflow-'));
-  expect(operatorAlarms.length).toBe(8);
+  expect(operatorAlarms.length).toBe(9);
   for (const alarm of operatorAlarms) expect(alarm.AlarmActions).toEqual([ALARM_TOPIC_ARN]);
 });
 
