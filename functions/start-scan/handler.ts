@@ -8,6 +8,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { createS3Client, createSfnClient } from '../commons/clients.js';
 import { PIPELINE_ERROR_REASONS } from '../commons/verdict.js';
 import { loadStartScanConfig } from './config.js';
+import { START_EXECUTION_RETRY } from './delivery.js';
 import { outcomeMetrics } from './metrics.js';
 import { parseScanRequest } from './object-events.js';
 import { startScan } from './start-scan.js';
@@ -21,7 +22,9 @@ const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPAC
 metrics.clearDefaultDimensions();
 metrics.setDefaultDimensions({ Pipeline: process.env.PIPELINE_NAME ?? 'scanflow' });
 const s3 = createS3Client();
-const sfn = createSfnClient();
+// A burst can meet Step Functions' StartExecution throttling: retried here (see delivery.ts), not by
+// sending the record back to the queue after three quick tries.
+const sfn = createSfnClient({ retry: START_EXECUTION_RETRY });
 const processor = new BatchProcessor(EventType.SQS);
 
 /** One SQS record; throwing marks only this record as failed (batchItemFailures) for redelivery. */
