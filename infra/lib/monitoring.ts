@@ -9,6 +9,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { VERDICT_NAMES, type VerdictName } from '../../functions/commons/verdict.js';
 import { RESULT_METRICS } from '../../functions/record-result/result-metrics.js';
+import { START_SCAN_METRICS } from '../../functions/start-scan/metrics.js';
 import { signatureFreshnessAlarms, signatureFreshnessWidgets } from './signature-monitoring.js';
 
 /** The worker's metric names (scanner-image reports them; see DESIGN "Scanner worker"). */
@@ -112,13 +113,19 @@ export class ScanMonitoring extends Construct {
       'Result notifications record-result could not count: the ScanResults metrics undercount.',
     );
     alarm(
+      'UnversionedObjects',
+      workerMetric(START_SCAN_METRICS.unversioned, 'Sum', undefined, false),
+      1,
+      'start-scan found objects without a version id: a protected bucket is not versioned (or versioning is suspended). Their verdict is Error unversioned-bucket and they stay in staging; enable versioning on the bucket.',
+    );
+    alarm(
       'ScanRequestsDlqDepth',
       props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(1),
         statistic: 'Maximum',
       }),
       1,
-      'Scan requests (S3 events) that start-scan could not turn into executions: these objects were never scanned.',
+      'Scan requests (S3 events) that start-scan could not turn into executions: these objects were never scanned. Redrive the DLQ once the cause is fixed (README, Operations).',
     );
     alarm(
       'ScanJobsDlqDepth',

@@ -18,6 +18,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
 import { applyBucketPolicies, listBucketStatement } from './bucket-policies.js';
 import { requireVersioning, warnImportedBucketsNeedVersioning } from './bucket-versioning.js';
@@ -183,7 +184,8 @@ export class ScanPipeline extends Construct {
       // Six times the function timeout, as Lambda recommends for SQS event sources.
       visibilityTimeout: Duration.minutes(3),
       retentionPeriod: Duration.days(4),
-      maxReceiveCount: 5,
+      // Sized for throttling bursts with start-scan's own retries (functions/start-scan/delivery.ts).
+      maxReceiveCount: SCAN_REQUESTS_MAX_RECEIVE_COUNT,
     });
     [this.scanJobsQueue, this.scanJobsDlq] = queueWithDlq('ScanJobs', {
       // The worker extends visibility while it scans (ChangeMessageVisibility); this only covers a worker
@@ -304,6 +306,8 @@ export class ScanPipeline extends Construct {
       reservedConcurrentExecutions: p.startScanReservedConcurrency,
       environment: {
         STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        // The `Pipeline` dimension of its metrics (UnversionedObjects is alarmed).
+        PIPELINE_NAME: p.pipelineName,
         // Events from the pipeline's own buckets are skipped, whatever the rule matches.
         PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
         EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),

@@ -9,6 +9,7 @@ import { CreateStateMachineCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
+import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
 import { renderScanObjectDefinition } from '../../statemachines/scan-object.js';
 
 /** Everything the local pipeline is made of, named as on AWS. Written to .scanflow/local.json. */
@@ -95,6 +96,8 @@ export async function provisionLocalPipeline(
   const scanRequests = await createQueue(sqs, `${p}-scan-requests`, {
     visibilityTimeoutSeconds: 30,
     deadLetterArn: scanRequestsDlq.arn,
+    // As deployed: sized together with start-scan's StartExecution retries.
+    maxReceiveCount: SCAN_REQUESTS_MAX_RECEIVE_COUNT,
   });
   const scanJobsDlq = await createQueue(sqs, `${p}-scan-jobs-dlq`, { visibilityTimeoutSeconds: 30 });
   const scanJobs = await createQueue(sqs, `${p}-scan-jobs`, {

@@ -373,8 +373,8 @@ test('alarms notify the given topic', () => {
     (a) => (a as { Properties: { AlarmName?: string; AlarmActions?: unknown[] } }).Properties,
   );
   const operatorAlarms = alarms.filter((a) => a.AlarmName?.startsWith('scanflow-'));
-  // 8, plus SignatureAge and (minWorkers 1) SignatureFreshnessMissing.
-  expect(operatorAlarms.length).toBe(10);
+  // 8, plus UnversionedObjects, SignatureAge and (minWorkers 1) SignatureFreshnessMissing.
+  expect(operatorAlarms.length).toBe(11);
   for (const alarm of operatorAlarms) expect(alarm.AlarmActions).toEqual([ALARM_TOPIC_ARN]);
 });
 

@@ -754,7 +754,9 @@ describe('record-result', () => {
   function recordResult(): { id: string; role: string; queue: string } {
     const [id, fn] = only(
       template.findResources('AWS::Lambda::Function', {
-        Properties: { Environment: { Variables: { PIPELINE_NAME: 'scanflow' } } },
+        Properties: {
+          Environment: { Variables: { PIPELINE_NAME: 'scanflow', POWERTOOLS_SERVICE_NAME: 'record-result' } },
+        },
       }),
       'record-result function',
     );

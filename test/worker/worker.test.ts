@@ -163,13 +163,36 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
     expect(end).toMatchObject({ status: 'FAILED', error: 'ObjectNotFoundError' });
   });
 
-  test('an object overwritten since the job was made (ETag changed) is ObjectNotFoundError, not the new content', async () => {
+  test('an unversioned job for an object overwritten since (ETag changed) is refused unread, never scanned as the new content', async () => {
+    // Before versioning was required this was ObjectNotFoundError from the ETag condition; now no read is made.
     const first = await h.put('overwritten/file.txt', 'first content');
     const second = await h.put('overwritten/file.txt', EICAR);
     const end = await h.waitForEnd(await h.startScan({ ...first, versionId: undefined, etag: first.etag }));
-    expect(end).toMatchObject({ status: 'FAILED', error: 'ObjectNotFoundError' });
+    expect(end).toMatchObject({ status: 'SUCCEEDED', output: { verdict: 'Error', reason: 'unversioned-bucket' } });
+    expect(s3Calls.filter((c) => c.key === 'overwritten/file.txt')).toEqual([]);
     expect(second.etag).not.toBe(first.etag);
   });
+
+  test.each([
+    ['without a version id (unversioned bucket)', undefined],
+    ['with the null version id (versioning suspended)', 'null'],
+  ])(
+    'a job %s is refused with Error unversioned-bucket, its tags saying so, without HeadObject or GetObject',
+    async (_what, versionId) => {
+      const key = `unversioned/${versionId ?? 'absent'}.com`;
+      const object = await h.put(key, EICAR);
+      const end = await h.waitForEnd(await h.startScan({ ...object, versionId }));
+      expect(end).toMatchObject({
+        status: 'SUCCEEDED',
+        output: { verdict: 'Error', reason: 'unversioned-bucket', bytesScanned: 0 },
+      });
+      expect(scanResultSchema.parse(end.output).tags.slice(0, 2)).toEqual([
+        { Key: 'scan-result', Value: 'Error' },
+        { Key: 'scan-reason', Value: 'unversioned-bucket' },
+      ]);
+      expect(s3Calls.filter((c) => c.key === key)).toEqual([]);
+    },
+  );
 
   test('a malformed job with a token fails with InvalidScanJobError', async () => {
     const end = await h.waitForEnd(await h.startScan({ bucket: h.bucket, key: 'no-etag.txt' }));
