@@ -13,6 +13,11 @@ export const objectIdentitySchema = z.object({
   size: z.number().int().nonnegative().optional(),
   /** When this version was uploaded (ISO 8601): the order promotions keep in the destination. */
   uploadedAt: z.string().min(1).optional(),
+  /** S3's event sequencer for this upload (hex), when an event announced it: orders uploads in one second. */
+  sequencer: z
+    .string()
+    .regex(/^[0-9A-F]{1,64}$/)
+    .optional(),
 });
 export type ObjectIdentity = z.infer<typeof objectIdentitySchema>;
 

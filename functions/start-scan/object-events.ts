@@ -23,6 +23,11 @@ export interface AnnouncedObject {
    * upload time when no HeadObject can be made (an SSE-C object, a deleted one).
    */
   readonly eventTime?: string;
+  /**
+   * S3's per-key event order (hex): of two uploads of one key in the same second, the later one has the
+   * greater sequencer. Promotion uses it to break that tie.
+   */
+  readonly sequencer?: string;
 }
 
 export type ParsedMessage =
@@ -101,9 +106,14 @@ function parseEventBridge(event: Record<string, unknown>): ParsedMessage {
         etag: optionalString(detail.object.etag) ?? optionalString(detail.object.eTag),
         size: optionalSize(detail.object.size),
         eventTime: optionalTime(event.time),
+        sequencer: optionalSequencer(detail.object.sequencer),
       },
     ],
   };
+}
+
+function optionalSequencer(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[0-9A-Fa-f]{1,64}$/.test(value) ? value.toUpperCase() : undefined;
 }
 
 function parseS3Records(records: readonly unknown[]): ParsedMessage {
@@ -129,6 +139,7 @@ function parseS3Records(records: readonly unknown[]): ParsedMessage {
       etag: optionalString(object.eTag),
       size: optionalSize(object.size),
       eventTime: optionalTime(record.eventTime),
+      sequencer: optionalSequencer(object.sequencer),
     });
   }
   return objects.length > 0 ? { kind: 'objects', objects } : { kind: 'ignored', reason: 'no ObjectCreated records' };

@@ -92,6 +92,7 @@ function identityFromEvent(announced: AnnouncedObject, key: string, why: string)
     // 400 or 404 here), and keeps the notification's `size` present.
     size: announced.size ?? 0,
     ...(announced.eventTime !== undefined ? { uploadedAt: announced.eventTime } : {}),
+    ...(announced.sequencer !== undefined ? { sequencer: announced.sequencer } : {}),
   };
 }
 
@@ -124,6 +125,12 @@ export async function pinObject(s3: S3Client, announced: AnnouncedObject): Promi
           etag: head.ETag,
           size: head.ContentLength ?? 0,
           ...(uploadedAt !== undefined ? { uploadedAt } : {}),
+          // The event's sequencer describes the event's version: only when HeadObject pinned exactly that one.
+          ...(announced.sequencer !== undefined &&
+          announced.versionId !== undefined &&
+          head.VersionId === announced.versionId
+            ? { sequencer: announced.sequencer }
+            : {}),
         },
         pinnedBy: 'head',
         unversioned: !isVersioned(head.VersionId),

@@ -2,6 +2,7 @@ import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-
 import { AccessDeniedError, ObjectReadError } from '../../functions/commons/errors.js';
 import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import type { ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
+import { compareUploadOrder, parseUploadOrder } from '../../functions/commons/upload-order.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
 
 export type Promotion = NonNullable<ScanResult['promotion']>;
@@ -18,14 +19,16 @@ export interface PromotionView {
  * Whether a version scanned Clean may be published, and on what condition. The destination must only ever
  * hold a version that was the key's current one when it was promoted, and never go back to an older upload:
  * - staging's current version is another one (a newer upload, or a delete marker): `superseded`;
- * - the destination holds the promotion of a later upload (its `scan-uploaded` tag is later): `superseded`;
+ * - the destination holds the promotion of a later upload (its `scan-uploaded` is later: upload-order.ts): `superseded`;
  * - otherwise promote, conditional on exactly what the destination holds now (nothing, or that ETag), so a
  *   promotion that lands in between makes S3 refuse the copy (412) instead of being overwritten.
- * Upload times have the second precision S3 gives them: of two uploads in the same second, the one
+ * Uploads are ordered by time (to the second, as S3 gives it) and then by S3's event sequencer; only two
+ * uploads in one second without a sequencer (scans not started by an S3 event) cannot be told apart: the one
  * promoted last stays (see README, "Promotion order").
  */
 export function decidePromotion(
-  uploadedAt: string | undefined,
+  /** This upload's `scan-uploaded` value (formatUploadOrder). */
+  uploadOrder: string | undefined,
   scannedVersionId: string,
   view: PromotionView,
   now: Date = new Date(),
@@ -38,22 +41,12 @@ export function decidePromotion(
     return { decision: 'superseded', reason };
   }
   if (view.destination === undefined) return { decision: 'promote-new' };
-  const theirs = trustedUploadTime(view.destination.uploadedAt, now);
-  if (theirs !== undefined && uploadedAt !== undefined && theirs > uploadedAt) {
+  const theirs = parseUploadOrder(view.destination.uploadedAt, now);
+  const ours = parseUploadOrder(uploadOrder, now);
+  if (theirs !== undefined && ours !== undefined && compareUploadOrder(theirs, ours) > 0) {
     return { decision: 'superseded', reason: 'newer-promotion-in-destination' };
   }
   return { decision: 'promote-over', destinationEtag: view.destination.etag };
-}
-
-/**
- * The destination copy's `scan-uploaded`, if it is what the pipeline writes: an ISO time (toISOString form)
- * not after now. Anything else — an object someone else wrote with a made-up value — must not block every
- * later promotion of the key, so it counts as no record (the copy is then replaced, conditional on its ETag).
- */
-function trustedUploadTime(value: string | undefined, now: Date): string | undefined {
-  if (value === undefined || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(value)) return undefined;
-  const time = Date.parse(value);
-  return Number.isNaN(time) || time > now.getTime() ? undefined : value;
 }
 
 interface S3ErrorShape {

@@ -28,6 +28,7 @@ import {
   scanResultSchema,
   taskTokenOf,
 } from '../../functions/commons/scan-job.js';
+import { formatUploadOrder } from '../../functions/commons/upload-order.js';
 import { reasonOf, signatureOf, type Verdict, type VerdictName, verdictTags } from '../../functions/commons/verdict.js';
 import { type ClamdScanner, ClamdUnavailableError, createClamdScanner } from './clamd-client.js';
 import { createClamdHealth } from './clamd-health.js';
@@ -324,7 +325,7 @@ export async function startWorker(
       const promotion =
         outcome.verdict.verdict === 'Clean' && job.destinationBucket !== undefined
           ? decidePromotion(
-              job.object.uploadedAt,
+              formatUploadOrder(job.object),
               job.object.versionId ?? NULL_VERSION_ID,
               await readPromotionView(s3, job, job.destinationBucket),
             )
@@ -462,7 +463,7 @@ export interface ScanResultContext {
   readonly scanMs: number;
   readonly scannedAt: Date;
   /** The scanned object as the job named it: its upload time and the tag room start-scan left. */
-  readonly object: Pick<ScanJob['object'], 'uploadedAt' | 'verdictTagRoom'>;
+  readonly object: Pick<ScanJob['object'], 'uploadedAt' | 'sequencer' | 'verdictTagRoom'>;
   /** Only for Clean: whether and how the version may be promoted. */
   readonly promotion?: Promotion;
 }
@@ -486,7 +487,11 @@ export function buildScanResult(verdict: Verdict, context: ScanResultContext): S
     scannedAt: at,
     tags: verdictTags(
       verdict,
-      { scannedAt: at, databaseVersion: context.version.databaseVersion, uploadedAt: context.object.uploadedAt ?? '' },
+      {
+        scannedAt: at,
+        databaseVersion: context.version.databaseVersion,
+        uploadedAt: formatUploadOrder(context.object) ?? '',
+      },
       context.object.verdictTagRoom,
     ),
     ...(context.promotion ? { promotion: context.promotion } : {}),

@@ -3,6 +3,7 @@ import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import { type ScanJob, type ScanResult, scanJobSchema } from '../../functions/commons/scan-job.js';
+import { formatUploadOrder } from '../../functions/commons/upload-order.js';
 import type { Verdict } from '../../functions/commons/verdict.js';
 import { decidePromotion, readPromotionView } from '../../scanner-image/src/promotion.js';
 import { buildScanResult } from '../../scanner-image/src/worker.js';
@@ -41,7 +42,7 @@ export async function scanResultFor(s3: S3Client, job: ScanJob, verdict: Verdict
   const promotion =
     verdict.verdict === 'Clean' && job.destinationBucket !== undefined
       ? decidePromotion(
-          job.object.uploadedAt,
+          formatUploadOrder(job.object),
           job.object.versionId ?? NULL_VERSION_ID,
           await readPromotionView(s3, job, job.destinationBucket),
         )

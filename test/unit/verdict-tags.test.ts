@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { compareUploadOrder, formatUploadOrder, parseUploadOrder } from '../../functions/commons/upload-order.js';
 import {
   GUARANTEED_VERDICT_TAGS,
   isScanTagKey,
@@ -140,5 +141,55 @@ describe('decidePromotion', () => {
       decision: 'superseded',
       reason: 'deleted-in-staging',
     });
+  });
+});
+
+describe('upload order (scan-uploaded)', () => {
+  const now = new Date('2026-11-25T10:00:00.000Z');
+  const order = (value: string) => {
+    const parsed = parseUploadOrder(value, now);
+    if (!parsed) throw new Error(`not an upload order: ${value}`);
+    return parsed;
+  };
+  it('writes the sequencer beside the time only when an S3 event gave one', () => {
+    expect(formatUploadOrder({ uploadedAt: '2026-11-25T09:00:00.000Z' })).toBe('2026-11-25T09:00:00.000Z');
+    expect(formatUploadOrder({ uploadedAt: '2026-11-25T09:00:00.000Z', sequencer: '0055AED6DCD90281E5' })).toBe(
+      '2026-11-25T09:00:00.000Z/0055AED6DCD90281E5',
+    );
+    expect(formatUploadOrder({})).toBeUndefined();
+  });
+
+  it('orders two uploads in one second by their sequencers, as hexadecimal numbers', () => {
+    const earlier = order('2026-11-25T09:00:00.000Z/0055AED6DCD90281E5');
+    const later = order('2026-11-25T09:00:00.000Z/0055AED6DCD90281F0');
+    expect(compareUploadOrder(later, earlier)).toBeGreaterThan(0);
+    expect(compareUploadOrder(earlier, later)).toBeLessThan(0);
+    // A longer sequencer is a larger number, not a later string.
+    expect(compareUploadOrder(order('2026-11-25T09:00:00.000Z/1000'), order('2026-11-25T09:00:00.000Z/FFF'))).toBe(1);
+    // Time first: a later second wins whatever the sequencers say.
+    expect(compareUploadOrder(order('2026-11-25T09:00:01.000Z/01'), earlier)).toBe(1);
+    // Without a sequencer on one side, one second cannot be split.
+    expect(compareUploadOrder(order('2026-11-25T09:00:00.000Z'), later)).toBe(0);
+  });
+
+  it('supersedes a same-second older upload whose scan finished last', () => {
+    const view = {
+      stagingCurrentVersionId: 'v1',
+      destination: { etag: '"d2"', uploadedAt: '2026-11-25T09:00:00.000Z/0055AED6DCD90281F0' },
+    };
+    expect(decidePromotion('2026-11-25T09:00:00.000Z/0055AED6DCD90281E5', 'v1', view, now)).toEqual({
+      decision: 'superseded',
+      reason: 'newer-promotion-in-destination',
+    });
+  });
+
+  it('refuses values the pipeline could not have written', () => {
+    for (const value of [
+      '2026-11-25T09:00:00.000Z/xyz',
+      '2026-11-25T09:00:00.000Z/01/02',
+      '2026-11-25T10:00:01.000Z',
+    ]) {
+      expect(parseUploadOrder(value, now)).toBeUndefined();
+    }
   });
 });
