@@ -291,7 +291,7 @@ export class ScanPipeline extends Construct {
         PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
         EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),
         EXCLUDED_KEY_SUFFIXES: p.excludedKeySuffixes.join(','),
-        SCAN_HEARTBEAT_SECONDS: String(p.scanHeartbeatSeconds),
+        SCAN_QUEUE_WAIT_SECONDS: String(p.scanQueueWaitSeconds),
         SCAN_BASE_TIMEOUT_SECONDS: String(p.scanBaseTimeoutSeconds),
         SCAN_MIN_BYTES_PER_SECOND: String(p.scanMinBytesPerSecond),
         SCAN_MAX_TIMEOUT_SECONDS: String(p.scanMaxTimeoutSeconds),

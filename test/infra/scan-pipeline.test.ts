@@ -387,7 +387,7 @@ describe('start-scan function', () => {
           PIPELINE_BUCKETS: { 'Fn::Join': ['', [{ Ref: ids.destination }, ',', { Ref: ids.quarantine }]] },
           EXCLUDED_KEY_PREFIXES: '',
           EXCLUDED_KEY_SUFFIXES: '',
-          SCAN_HEARTBEAT_SECONDS: '60',
+          SCAN_QUEUE_WAIT_SECONDS: '1800',
           SCAN_BASE_TIMEOUT_SECONDS: '1200',
           SCAN_MIN_BYTES_PER_SECOND: '2097152',
           SCAN_MAX_TIMEOUT_SECONDS: '10800',
