@@ -1,4 +1,5 @@
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
+import { MAX_JOB_DELIVERIES, SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
 import { readScanObjectDefinitionTemplate, renderDefinition } from '../../statemachines/scan-object.js';
 import {
@@ -205,7 +206,7 @@ describe('IAM', () => {
     expect(statement?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'Scanflow' } });
   });
 
-  test('the worker consumes scan-jobs, completes task tokens and reads protected objects, nothing else', () => {
+  test('the worker consumes scan-jobs, completes task tokens, checks its executions and reads protected objects, nothing else', () => {
     const statements = statementsOfRole(template, ids.taskRole);
     const actions = statements.flatMap(actionsOf).sort();
     expect(actions).toEqual(
@@ -217,6 +218,7 @@ describe('IAM', () => {
         'sqs:ChangeMessageVisibility',
         'sqs:DeleteMessage',
         'sqs:ReceiveMessage',
+        'states:DescribeExecution',
         'states:SendTaskFailure',
         'states:SendTaskHeartbeat',
         'states:SendTaskSuccess',
@@ -224,6 +226,9 @@ describe('IAM', () => {
     );
     const taskResponse = statements.find((s) => actionsOf(s).includes('states:SendTaskSuccess'));
     expect(taskResponse?.Resource).toEqual({ Ref: ids.stateMachine });
+    // Only the executions of scan-object: arn:…:execution:<state machine name>:*
+    const executions = statements.find((s) => actionsOf(s).includes('states:DescribeExecution'));
+    expect(JSON.stringify(executions?.Resource)).toMatch(/:execution:"?.*"Fn::GetAtt":\["[^"]*","Name"\].*:\*"/);
   });
 
   test('start-scan reads object identity and tags and starts executions of scan-object only', () => {
@@ -337,6 +342,14 @@ describe('events and queues', () => {
       },
       Targets: [Match.objectLike({ Arn: arnOf(ids.scanRequests), DeadLetterConfig: { Arn: Match.anyValue() } })],
     });
+  });
+
+  test('a lost worker never sends a scan job to its DLQ: the worker fails the task first', () => {
+    const queue = template.findResources('AWS::SQS::Queue')[ids.scanJobs] as {
+      Properties: { RedrivePolicy?: { maxReceiveCount: number } };
+    };
+    expect(queue.Properties.RedrivePolicy?.maxReceiveCount).toBe(SCAN_JOBS_MAX_RECEIVE_COUNT);
+    expect(SCAN_JOBS_MAX_RECEIVE_COUNT).toBeGreaterThan(MAX_JOB_DELIVERIES + 1);
   });
 
   test.each(['scanRequests', 'scanJobs'] as const)('%s has a dead-letter queue', (which) => {
