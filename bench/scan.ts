@@ -26,7 +26,13 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import type { ObjectIdentity } from '../functions/commons/scan-job.js';
 import { clamdInstream, startClamd } from '../local/runtime/clamd.js';
 import { PROJECT_ROOT, startMoto } from '../local/runtime/moto.js';
@@ -131,7 +137,8 @@ async function upload(s3: S3Client, bucket: string, key: string, path: string, s
   const put = await s3.send(
     new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(path), ContentLength: size }),
   );
-  return { bucket, key, etag: put.ETag ?? '', size };
+  if (!put.VersionId) throw new Error(`s3://${bucket}/${key} got no version id: the bench bucket must be versioned`);
+  return { bucket, key, versionId: put.VersionId, etag: put.ETag ?? '', size };
 }
 
 function runProbe(input: ProbeInput, inputPath: string): Promise<ProbeOutput> {
@@ -242,6 +249,8 @@ async function main(): Promise<void> {
     });
     const bucket = 'scanflow-bench';
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    // Versioned like every pipeline bucket: the worker refuses an object without a version id unread.
+    await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
     log('uploading the objects to the local S3 API');
     const objects = new Map<BenchCase, ObjectIdentity[]>();
     for (const bench of cases) {

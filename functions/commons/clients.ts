@@ -13,12 +13,23 @@ export interface ClientOptions {
   readonly region?: string;
   readonly endpoint?: string;
   readonly forcePathStyle?: boolean;
+  /** The SDK's retry behaviour; its default is standard mode with three attempts. */
+  readonly retry?: { readonly mode: 'standard' | 'adaptive'; readonly maxAttempts: number };
 }
 
-function fromEnvironment(options: ClientOptions): { region?: string; endpoint?: string } {
+function fromEnvironment(options: ClientOptions): {
+  region?: string;
+  endpoint?: string;
+  retryMode?: string;
+  maxAttempts?: number;
+} {
   const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL;
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  return { ...(region ? { region } : {}), ...(endpoint ? { endpoint } : {}) };
+  return {
+    ...(region ? { region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    ...(options.retry ? { retryMode: options.retry.mode, maxAttempts: options.retry.maxAttempts } : {}),
+  };
 }
 
 export function createS3Client(options: ClientOptions = {}): S3Client {

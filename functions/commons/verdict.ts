@@ -69,11 +69,13 @@ export const MAX_VERDICT_TAGS = 5;
 export const MAX_OWNER_TAGS = S3_MAX_TAGS_PER_OBJECT - GUARANTEED_VERDICT_TAGS;
 
 /**
- * Any case: S3 tag keys are case-sensitive, but a reader that looks for `Scan-Result` must never find one
- * the pipeline did not write, so every case variant of the prefix belongs to the pipeline.
+ * Any case, any compatibility form: S3 tag keys are case-sensitive, but a reader that looks for
+ * `Scan-Result` (or compares case-insensitively) must never find one the pipeline did not write, so every
+ * variant of the prefix belongs to the pipeline.
  */
 export function isScanTagKey(key: string): boolean {
-  return key.toLowerCase().startsWith(SCAN_TAG_PREFIX);
+  // NFKC folds look-alikes a reader may equate with `s` (fullwidth ｓ, long ſ) before the case fold.
+  return key.normalize('NFKC').toLowerCase().startsWith(SCAN_TAG_PREFIX);
 }
 
 export function reasonOf(verdict: Verdict): string {

@@ -15,8 +15,14 @@ export interface AnnouncedObject {
    */
   readonly keyCandidates: readonly string[];
   readonly versionId?: string;
+  /** As the event carries it: unquoted (HeadObject's ETag header is quoted). */
   readonly etag?: string;
   readonly size?: number;
+  /**
+   * When the event says the object was created (ISO 8601, as HeadObject's LastModified is rendered): the
+   * upload time when no HeadObject can be made (an SSE-C object, a deleted one).
+   */
+  readonly eventTime?: string;
 }
 
 export type ParsedMessage =
@@ -59,6 +65,21 @@ function optionalSize(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined;
 }
 
+/**
+ * An event timestamp as an ISO 8601 string with milliseconds, the form `scan-uploaded` is compared in. AWS
+ * writes ISO strings (EventBridge `time`, S3 `eventTime`); the local engine writes EventBridge `time` as
+ * epoch seconds.
+ */
+function optionalTime(value: unknown): string | undefined {
+  const date =
+    typeof value === 'string' && value.length > 0
+      ? new Date(value)
+      : typeof value === 'number'
+        ? new Date(value * 1000)
+        : undefined;
+  return date !== undefined && !Number.isNaN(date.getTime()) ? date.toISOString() : undefined;
+}
+
 function parseEventBridge(event: Record<string, unknown>): ParsedMessage {
   if (event['detail-type'] !== 'Object Created') {
     return { kind: 'ignored', reason: `EventBridge ${String(event['detail-type'])} event` };
@@ -79,6 +100,7 @@ function parseEventBridge(event: Record<string, unknown>): ParsedMessage {
         versionId: optionalString(detail.object['version-id']),
         etag: optionalString(detail.object.etag) ?? optionalString(detail.object.eTag),
         size: optionalSize(detail.object.size),
+        eventTime: optionalTime(event.time),
       },
     ],
   };
@@ -106,6 +128,7 @@ function parseS3Records(records: readonly unknown[]): ParsedMessage {
       versionId: optionalString(object.versionId),
       etag: optionalString(object.eTag),
       size: optionalSize(object.size),
+      eventTime: optionalTime(record.eventTime),
     });
   }
   return objects.length > 0 ? { kind: 'objects', objects } : { kind: 'ignored', reason: 'no ObjectCreated records' };

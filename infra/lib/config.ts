@@ -34,6 +34,7 @@ export const CONTEXT_KEYS = {
   bucketEncryptionKeyArn: 'string',
   accessLogsBucketName: 'string',
   quarantineReaderRoleArn: 'string',
+  stagingReaderRoleArns: 'list',
   quarantineExpirationDays: 'number',
   blockUnscannedReads: 'boolean',
   excludedKeyPrefixes: 'list',
@@ -56,6 +57,7 @@ export const CONTEXT_KEYS = {
   startScanReservedConcurrency: 'number',
   metricsNamespace: 'string',
   oldestScanJobAgeAlarmMinutes: 'number',
+  signatureAgeAlarmHours: 'number',
   alarmTopicArn: 'string',
 } as const;
 type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -128,12 +130,14 @@ export function readScanflowConfig(read: ContextReader, contextKeys: readonly st
 
   const expirationDays = num('quarantineExpirationDays');
   const ageMinutes = num('oldestScanJobAgeAlarmMinutes');
+  const signatureAgeHours = num('signatureAgeAlarmHours');
   const pipeline: ScanflowAppConfig['pipeline'] = dropUndefined({
     pipelineName: str('pipelineName'),
     existingProtectedBucketNames: list('existingProtectedBucketNames'),
     existingDestinationBucketName: str('existingDestinationBucketName'),
     existingQuarantineBucketName: str('existingQuarantineBucketName'),
     quarantineReaderRoleArn: str('quarantineReaderRoleArn'),
+    stagingReaderRoleArns: list('stagingReaderRoleArns'),
     quarantineExpiration: expirationDays === undefined ? undefined : Duration.days(expirationDays),
     blockUnscannedReads: bool('blockUnscannedReads'),
     excludedKeyPrefixes: list('excludedKeyPrefixes'),
@@ -156,6 +160,7 @@ export function readScanflowConfig(read: ContextReader, contextKeys: readonly st
     startScanReservedConcurrency: num('startScanReservedConcurrency'),
     metricsNamespace: str('metricsNamespace'),
     oldestScanJobAgeAlarmThreshold: ageMinutes === undefined ? undefined : Duration.minutes(ageMinutes),
+    signatureAgeAlarmThreshold: signatureAgeHours === undefined ? undefined : Duration.hours(signatureAgeHours),
   });
   const account = str('account');
   if (account !== undefined && !/^\d{12}$/.test(account))

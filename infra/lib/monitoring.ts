@@ -9,6 +9,8 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { VERDICT_NAMES, type VerdictName } from '../../functions/commons/verdict.js';
 import { RESULT_METRICS } from '../../functions/record-result/result-metrics.js';
+import { START_SCAN_METRICS } from '../../functions/start-scan/metrics.js';
+import { signatureFreshnessAlarms, signatureFreshnessWidgets } from './signature-monitoring.js';
 
 /** The worker's metric names (scanner-image reports them; see DESIGN "Scanner worker"). */
 export const WORKER_METRICS = {
@@ -31,6 +33,10 @@ export interface ScanMonitoringProps {
   readonly resultsMetricsDlq: sqs.IQueue;
   readonly workerService: ecs.FargateService;
   readonly oldestScanJobAgeAlarmThreshold: Duration;
+  /** SignatureAge fires when a worker scans with signatures older than this. */
+  readonly signatureAgeAlarmThreshold: Duration;
+  /** The pool's minimum: above 0, no worker reporting signature freshness is an alarm too. */
+  readonly minWorkers: number;
   /** @default - alarms have no actions */
   readonly alarmTopic?: sns.ITopic;
 }
@@ -107,13 +113,19 @@ export class ScanMonitoring extends Construct {
       'Result notifications record-result could not count: the ScanResults metrics undercount.',
     );
     alarm(
+      'UnversionedObjects',
+      workerMetric(START_SCAN_METRICS.unversioned, 'Sum', undefined, false),
+      1,
+      'start-scan found objects without a version id: a protected bucket is not versioned (or versioning is suspended). Their verdict is Error unversioned-bucket and they stay in staging; enable versioning on the bucket.',
+    );
+    alarm(
       'ScanRequestsDlqDepth',
       props.scanRequestsDlq.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(1),
         statistic: 'Maximum',
       }),
       1,
-      'Scan requests (S3 events) that start-scan could not turn into executions: these objects were never scanned.',
+      'Scan requests (S3 events) that start-scan could not turn into executions: these objects were never scanned. Redrive the DLQ once the cause is fixed (README, Operations).',
     );
     alarm(
       'ScanJobsDlqDepth',
@@ -139,6 +151,16 @@ export class ScanMonitoring extends Construct {
       1,
       'start-scan invocations failed; their messages are retried and end in the scan-requests DLQ.',
     );
+
+    // Signature freshness (infra/lib/signature-monitoring.ts): too old, or (minWorkers > 0) not reported.
+    const freshness = {
+      pipelineName,
+      metricsNamespace,
+      signatureAgeAlarmThreshold: props.signatureAgeAlarmThreshold,
+      minWorkers: props.minWorkers,
+      ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
+    };
+    this.alarms.push(...signatureFreshnessAlarms(this, freshness));
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: `${pipelineName}-scanning`,
@@ -226,5 +248,6 @@ export class ScanMonitoring extends Construct {
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8 }),
     );
+    this.dashboard.addWidgets(...signatureFreshnessWidgets(freshness));
   }
 }

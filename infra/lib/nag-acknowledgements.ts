@@ -42,6 +42,11 @@ export function acknowledgeNagFindings(pipeline: ScanPipeline): void {
   iam5(taskDefinition.taskRole, protectedObjects, objectReason);
   iam5(
     taskDefinition.taskRole,
+    objectFindings([pipeline.destinationBucket.arnForObjects('*')]),
+    'The worker reads the destination object (GetObject, GetObjectTagging) of the key it just scanned, to decide whether its Clean version may still be promoted; keys are only known at run time, so the grant is on destination/*.',
+  );
+  iam5(
+    taskDefinition.taskRole,
     ['Resource::*'],
     'cloudwatch:PutMetricData has no resource type; the statement is limited by a cloudwatch:namespace condition to the pipeline namespace.',
   );

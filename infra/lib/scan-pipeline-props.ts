@@ -46,10 +46,11 @@ export interface ScanPipelineProps {
 
   /**
    * Buckets to protect (scan every new object of), imported by name. EventBridge notifications are turned on
-   * for them by a custom resource that keeps their existing notification configuration.
+   * for them by a custom resource that keeps their existing notification configuration. They must have
+   * versioning Enabled: start-scan ends objects without a version id as Error `unversioned-bucket`.
    * Their bucket policy is not changed by this stack (CloudFormation can only replace a policy, not merge
-   * one): the tag-protection statements are published as `ImportedBucketPolicy<n>` outputs.
-   * @default - one new staging bucket is created and protected
+   * one): the statements it needs are published as `ImportedBucketPolicy<n>` outputs for the owner to merge.
+   * @default - one new, versioned staging bucket is created and protected
    */
   readonly existingProtectedBucketNames?: readonly string[];
   /**
@@ -78,14 +79,25 @@ export interface ScanPipelineProps {
    */
   readonly quarantineReaderRoleArn?: string;
   /**
+   * Roles besides the pipeline allowed to read objects in the protected buckets, e.g. the people who
+   * investigate objects left there as Unscannable or Error. On a staging bucket this stack creates they are
+   * the only other readers; on imported protected buckets they are exempt from `blockUnscannedReads`
+   * (there at most 1,000 characters of ARNs in all, so the printed policy fits a CloudFormation output).
+   * @default - nobody but the pipeline may read objects that are not scanned Clean
+   */
+  readonly stagingReaderRoleArns?: readonly string[];
+  /**
    * Quarantined objects (and their old versions) are deleted this long after they arrive.
    * @default - kept until someone deletes them
    */
   readonly quarantineExpiration?: Duration;
   /**
-   * Opt-in: deny GetObject on protected buckets for objects whose `scan-result` tag is not `Clean`, to every
-   * principal except the pipeline. Readers of those buckets then only ever see scanned, clean objects.
-   * @default false
+   * Imported protected buckets only: their printed policy (`ImportedBucketPolicy<n>`) denies GetObject of
+   * objects whose `scan-result` tag is not `Clean` to every principal except the pipeline and
+   * `stagingReaderRoleArns`, so readers only ever see scanned, clean objects. Irrelevant for the staging
+   * bucket this stack creates: nobody but the pipeline and `stagingReaderRoleArns` may read its objects at
+   * all, whatever this says.
+   * @default true
    */
   readonly blockUnscannedReads?: boolean;
 
@@ -229,6 +241,14 @@ export interface ScanPipelineProps {
    */
   readonly oldestScanJobAgeAlarmThreshold?: Duration;
   /**
+   * The SignatureAge alarm fires when a worker has scanned for 15 minutes with signatures older than this
+   * (hours since the loaded database's publication date, `SignatureAgeHours`). From 6 hours (the official
+   * daily database is published a few times a day and freshclam checks every 2 hours, so less fires in
+   * normal operation) to 7 days (where clamd itself calls the database outdated).
+   * @default Duration.hours(48)
+   */
+  readonly signatureAgeAlarmThreshold?: Duration;
+  /**
    * Topic every alarm notifies.
    * @default - alarms have no actions
    */
@@ -266,12 +286,13 @@ export type ResolvedScanPipelineProps = ScanPipelineProps &
       | 'startScanReservedConcurrency'
       | 'metricsNamespace'
       | 'oldestScanJobAgeAlarmThreshold'
+      | 'signatureAgeAlarmThreshold'
     >
   >;
 
 export const SCAN_PIPELINE_DEFAULTS = {
   pipelineName: 'scanflow',
-  blockUnscannedReads: false,
+  blockUnscannedReads: true,
   natGateways: 1,
   minWorkers: 0,
   maxWorkers: 10,
@@ -288,7 +309,11 @@ export const SCAN_PIPELINE_DEFAULTS = {
   startScanReservedConcurrency: 10,
   metricsNamespace: 'Scanflow',
   oldestScanJobAgeAlarmMinutes: 15,
+  signatureAgeAlarmHours: 48,
 } as const;
+
+/** Bounds of signatureAgeAlarmThreshold, in hours (see its documentation). */
+export const SIGNATURE_AGE_ALARM_HOURS = { min: 6, max: 7 * 24 } as const;
 
 /** Fargate ephemeral storage bounds (GiB). */
 const EPHEMERAL_STORAGE_GIB = { min: 21, max: 200 } as const;
@@ -332,6 +357,8 @@ const BUCKET_NAME = /^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9-]{0,31}$/;
 const METRICS_NAMESPACE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+/** What the printed policy of an imported protected bucket has room for (tested with the longest values). */
+export const STAGING_READER_ARNS_MAX_LENGTH = 1000;
 
 function isConcrete(value: unknown): boolean {
   return !(typeof value === 'string' || typeof value === 'number') || !Token.isUnresolved(value);
@@ -367,6 +394,7 @@ export function resolveScanPipelineProps(props: ScanPipelineProps = {}): Resolve
     metricsNamespace: props.metricsNamespace ?? d.metricsNamespace,
     oldestScanJobAgeAlarmThreshold:
       props.oldestScanJobAgeAlarmThreshold ?? Duration.minutes(d.oldestScanJobAgeAlarmMinutes),
+    signatureAgeAlarmThreshold: props.signatureAgeAlarmThreshold ?? Duration.hours(d.signatureAgeAlarmHours),
   };
   const problems = scanPipelinePropsProblems(resolved);
   if (props.vpc !== undefined && props.natGateways !== undefined) {
@@ -432,6 +460,17 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
     !ROLE_ARN.test(p.quarantineReaderRoleArn)
   ) {
     problems.push(`quarantineReaderRoleArn must be an IAM role ARN (got '${p.quarantineReaderRoleArn}')`);
+  }
+  (p.stagingReaderRoleArns ?? []).forEach((arn, i) => {
+    if (isConcrete(arn) && !ROLE_ARN.test(arn)) {
+      problems.push(`stagingReaderRoleArns[${i}] must be an IAM role ARN (got '${arn}')`);
+    }
+  });
+  const readerArnsLength = (p.stagingReaderRoleArns ?? []).filter(isConcrete).join('').length;
+  if (p.existingProtectedBucketNames !== undefined && readerArnsLength > STAGING_READER_ARNS_MAX_LENGTH) {
+    problems.push(
+      `stagingReaderRoleArns hold ${readerArnsLength} characters of ARNs; with imported protected buckets at most ${STAGING_READER_ARNS_MAX_LENGTH} fit the printed policy (a CloudFormation output holds 4,096): name fewer roles`,
+    );
   }
   if (p.quarantineExpiration !== undefined && p.quarantineExpiration.toDays({ integral: false }) < 1) {
     problems.push('quarantineExpiration must be at least one day');
@@ -537,6 +576,12 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   if (isConcrete(p.scanQueueWaitSeconds) && ageSeconds >= p.scanQueueWaitSeconds) {
     problems.push(
       `oldestScanJobAgeAlarmThreshold (${ageSeconds} s) must be less than scanQueueWaitSeconds (${p.scanQueueWaitSeconds}): the alarm must fire while waiting jobs can still get their verdicts, before they time out as Error`,
+    );
+  }
+  const signatureAgeHours = p.signatureAgeAlarmThreshold.toHours({ integral: false });
+  if (signatureAgeHours < SIGNATURE_AGE_ALARM_HOURS.min || signatureAgeHours > SIGNATURE_AGE_ALARM_HOURS.max) {
+    problems.push(
+      `signatureAgeAlarmThreshold must be from ${SIGNATURE_AGE_ALARM_HOURS.min} hours to ${SIGNATURE_AGE_ALARM_HOURS.max / 24} days (got ${signatureAgeHours} hours): the official database is updated several times a day, and clamd calls a database older than 7 days outdated`,
     );
   }
   if (p.freshclamMirrorUrl !== undefined && !/^https?:\/\/\S+$/.test(p.freshclamMirrorUrl)) {

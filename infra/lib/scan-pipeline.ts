@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AdjustmentType } from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -19,7 +19,10 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
+import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
+import { applyBucketPolicies, listBucketStatement } from './bucket-policies.js';
+import { requireVersioning, warnImportedBucketsNeedVersioning } from './bucket-versioning.js';
 import { ScanMonitoring } from './monitoring.js';
 import { acknowledgeNagFindings } from './nag-acknowledgements.js';
 import { createPipelineFunction } from './pipeline-function.js';
@@ -29,7 +32,6 @@ import {
   type ScanPipelineProps,
 } from './scan-pipeline-props.js';
 import { SCANNER_HEALTH_CHECK, scannerImageFromRepository } from './scanner-image.js';
-import { blockUnscannedReadsStatement, quarantineReadStatement, tagProtectionStatements } from './tag-protection.js';
 import { workerScalingSteps } from './worker-scaling.js';
 
 /** The repository root: the scanner image's build context and the base of the function entries. */
@@ -74,7 +76,6 @@ export class ScanPipeline extends Construct {
     super(scope, id);
     const p = resolveScanPipelineProps(props);
     this.props = p;
-    const stack = Stack.of(this);
     const logRetention = p.logRetention ?? logs.RetentionDays.THREE_MONTHS;
 
     // ---------- Buckets ----------
@@ -124,11 +125,10 @@ export class ScanPipeline extends Construct {
       createdBuckets.push(destination);
       this.destinationBucket = destination;
     }
-    let createdQuarantine: s3.Bucket | undefined;
     if (p.existingQuarantineBucketName) {
       this.quarantineBucket = s3.Bucket.fromBucketName(this, 'QuarantineBucket', p.existingQuarantineBucketName);
     } else {
-      createdQuarantine = newBucket('QuarantineBucket', {
+      const quarantine = newBucket('QuarantineBucket', {
         lifecycleRules: [
           { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
           ...(p.quarantineExpiration
@@ -142,11 +142,17 @@ export class ScanPipeline extends Construct {
             : []),
         ],
       });
-      createdBuckets.push(createdQuarantine);
-      this.quarantineBucket = createdQuarantine;
+      createdBuckets.push(quarantine);
+      this.quarantineBucket = quarantine;
     }
     const protectedObjectArns = this.protectedBuckets.map((b) => b.arnForObjects('*'));
     const placementObjectArns = [this.destinationBucket.arnForObjects('*'), this.quarantineBucket.arnForObjects('*')];
+    const protectedBucketArns = this.protectedBuckets.map((b) => b.bucketArn);
+    requireVersioning(this, createdBuckets);
+    warnImportedBucketsNeedVersioning(
+      this,
+      this.protectedBuckets.filter((b) => !(b instanceof s3.Bucket)).map((b) => b.bucketName),
+    );
 
     // ---------- Results topic ----------
     const topicKey = new kms.Key(this, 'ResultsTopicKey', {
@@ -181,7 +187,8 @@ export class ScanPipeline extends Construct {
       // Six times the function timeout, as Lambda recommends for SQS event sources.
       visibilityTimeout: Duration.minutes(3),
       retentionPeriod: Duration.days(4),
-      maxReceiveCount: 5,
+      // Sized for throttling bursts with start-scan's own retries (functions/start-scan/delivery.ts).
+      maxReceiveCount: SCAN_REQUESTS_MAX_RECEIVE_COUNT,
     });
     [this.scanJobsQueue, this.scanJobsDlq] = queueWithDlq('ScanJobs', {
       // The worker sets its job's visibility to three heartbeat intervals as soon as it has checked the token,
@@ -216,7 +223,7 @@ export class ScanPipeline extends Construct {
       logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: true,
     });
-    this.scanExecutionsArn = stack.formatArn({
+    this.scanExecutionsArn = Stack.of(this).formatArn({
       service: 'states',
       resource: 'execution',
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
@@ -262,6 +269,18 @@ export class ScanPipeline extends Construct {
     );
     stateMachineRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
+        sid: 'ConditionalPromotion',
+        // PromoteObject/PromoteOverOlderPromotion send If-None-Match / If-Match: S3 evaluates them against the
+        // destination's current object, which a conditional write needs s3:GetObject on (S3 conditional writes).
+        actions: ['s3:GetObject'],
+        resources: [this.destinationBucket.arnForObjects('*')],
+      }),
+    );
+    stateMachineRole.addToPrincipalPolicy(
+      listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
+    );
+    stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
         sid: 'NotifyResult',
         actions: ['sns:Publish'],
         resources: [this.resultsTopic.topicArn],
@@ -299,6 +318,8 @@ export class ScanPipeline extends Construct {
       reservedConcurrentExecutions: p.startScanReservedConcurrency,
       environment: {
         STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        // The `Pipeline` dimension of its metrics (UnversionedObjects is alarmed).
+        PIPELINE_NAME: p.pipelineName,
         // Events from the pipeline's own buckets are skipped, whatever the rule matches.
         PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
         EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),
@@ -318,6 +339,7 @@ export class ScanPipeline extends Construct {
         resources: protectedObjectArns,
       }),
     );
+    startScanRole.addToPrincipalPolicy(listBucketStatement('MissingKeysAre404', protectedBucketArns));
     this.stateMachine.grantStartExecution(startScanRole);
     this.startScanFunction.addEventSource(
       new SqsEventSource(this.scanRequestsQueue, {
@@ -439,6 +461,17 @@ export class ScanPipeline extends Construct {
         resources: protectedObjectArns,
       }),
     );
+    // Whether a Clean version may still be promoted without overwriting a newer promotion of the same key.
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadDestinationForPromotionOrder',
+        actions: ['s3:GetObject', 's3:GetObjectTagging'],
+        resources: [this.destinationBucket.arnForObjects('*')],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
+    );
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'PublishScanMetrics',
@@ -498,45 +531,24 @@ export class ScanPipeline extends Construct {
     });
 
     // ---------- Bucket policies ----------
-    const tagWriters = [stateMachineRole.roleArn];
-    const pipelineReaders = [stateMachineRole.roleArn, startScanRole.roleArn, taskRole.roleArn];
-    for (const bucket of createdBuckets) {
-      for (const statement of tagProtectionStatements(bucket.bucketArn, tagWriters))
-        bucket.addToResourcePolicy(statement);
-    }
-    if (p.blockUnscannedReads) {
-      for (const bucket of createdBuckets.filter((b) => this.protectedBuckets.includes(b))) {
-        bucket.addToResourcePolicy(blockUnscannedReadsStatement(bucket.bucketArn, pipelineReaders));
-      }
-    }
-    if (createdQuarantine) {
-      const readers = [stateMachineRole.roleArn, ...(p.quarantineReaderRoleArn ? [p.quarantineReaderRoleArn] : [])];
-      createdQuarantine.addToResourcePolicy(quarantineReadStatement(createdQuarantine.bucketArn, readers));
-    }
-    const importedBuckets = [...this.protectedBuckets, this.destinationBucket, this.quarantineBucket].filter(
-      (b) => !(b instanceof s3.Bucket),
+    applyBucketPolicies(
+      this,
+      {
+        protectedBuckets: this.protectedBuckets,
+        destination: this.destinationBucket,
+        quarantine: this.quarantineBucket,
+      },
+      {
+        pipeline: {
+          stateMachine: stateMachineRole.roleArn,
+          startScan: startScanRole.roleArn,
+          worker: taskRole.roleArn,
+        },
+        blockUnscannedReads: p.blockUnscannedReads,
+        ...(p.stagingReaderRoleArns ? { stagingReaderRoleArns: p.stagingReaderRoleArns } : {}),
+        ...(p.quarantineReaderRoleArn ? { quarantineReaderRoleArn: p.quarantineReaderRoleArn } : {}),
+      },
     );
-    if (importedBuckets.length > 0) {
-      // CloudFormation can only replace a bucket policy, which would drop the owner's statements; publish
-      // ours for the owner to merge instead.
-      // One output per bucket: CloudFormation output values are limited to 4 KB.
-      importedBuckets.forEach((bucket, i) => {
-        const statements = [
-          ...tagProtectionStatements(bucket.bucketArn, tagWriters),
-          ...(p.blockUnscannedReads && this.protectedBuckets.includes(bucket)
-            ? [blockUnscannedReadsStatement(bucket.bucketArn, pipelineReaders)]
-            : []),
-        ];
-        new CfnOutput(this, `ImportedBucketPolicy${i}`, {
-          description: `Merge these statements into the policy of imported bucket ${bucket.bucketName} to protect the verdict tags`,
-          value: stack.toJsonString(statements.map((s) => s.toStatementJson())),
-        });
-      });
-      Annotations.of(this).addWarningV2(
-        'scanflow:importedBucketPolicy',
-        `Imported buckets keep their own policy: merge the ImportedBucketPolicy<n> outputs into them (${importedBuckets.length} bucket(s)).`,
-      );
-    }
 
     // ---------- Monitoring ----------
     this.monitoring = new ScanMonitoring(this, 'Monitoring', {
@@ -552,6 +564,8 @@ export class ScanPipeline extends Construct {
       resultsMetricsDlq: this.resultsMetricsDlq,
       workerService: this.workerService,
       oldestScanJobAgeAlarmThreshold: p.oldestScanJobAgeAlarmThreshold,
+      signatureAgeAlarmThreshold: p.signatureAgeAlarmThreshold,
+      minWorkers: p.minWorkers,
       ...(p.alarmTopic ? { alarmTopic: p.alarmTopic } : {}),
     });
 

@@ -21,6 +21,12 @@ export interface LocalRuntimeOptions {
   /** Where logs, clamd's files and local.json go. Default .scanflow/ in the project. */
   readonly stateDir?: string;
   readonly onLog?: (line: string) => void;
+  /**
+   * The endpoint start-scan and the worker call, given moto's. Default: moto itself. Tests put a fault
+   * proxy in front of moto here (test/support/fault-proxy.ts) for answers moto cannot give (SSE-C,
+   * throttling); the runtime's own clients keep talking to moto directly.
+   */
+  readonly serviceEndpoint?: (motoEndpoint: string) => Promise<string>;
 }
 
 export interface LocalRuntime {
@@ -84,8 +90,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       prefix: 'scanflow-local',
     });
 
+    const serviceEndpoint = options.serviceEndpoint ? await options.serviceEndpoint(moto.endpoint) : moto.endpoint;
     const awsEnv = {
-      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ENDPOINT_URL: serviceEndpoint,
       S3_FORCE_PATH_STYLE: 'true',
       AWS_REGION: LOCAL_REGION,
       AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
@@ -100,6 +107,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
+        // clamd (started with this environment) writes its signature DB date in TZ's zone; the worker reads
+        // it in its own, so they must agree.
+        ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
         ...awsEnv,
         SCAN_JOBS_QUEUE_URL: layout.queues.scanJobs,
         ...clamdAddressEnvironment(clamd.address),
@@ -129,6 +139,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     Object.assign(process.env, {
       ...awsEnv,
       STATE_MACHINE_ARN: layout.stateMachineArn,
+      PIPELINE_NAME: 'local',
       PIPELINE_BUCKETS: `${layout.buckets.destination},${layout.buckets.quarantine}`,
       // moto's engine sends CopySource through botocore, which URL-encodes it itself (DESIGN.md).
       COPY_SOURCE_ENCODING: 'raw',
@@ -156,7 +167,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       layout.queues.scanRequests,
       import('../../functions/start-scan/handler.js'),
     );
-    process.env.PIPELINE_NAME = 'local';
     const recordResultSource = await runLambda(
       'record-result',
       layout.queues.resultsMetrics,

@@ -10,6 +10,7 @@ import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/c
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
 import { SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
+import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
 import { renderScanObjectDefinition } from '../../statemachines/scan-object.js';
 
 /** Everything the local pipeline is made of, named as on AWS. Written to .scanflow/local.json. */
@@ -96,6 +97,8 @@ export async function provisionLocalPipeline(
   const scanRequests = await createQueue(sqs, `${p}-scan-requests`, {
     visibilityTimeoutSeconds: 30,
     deadLetterArn: scanRequestsDlq.arn,
+    // As deployed: sized together with start-scan's StartExecution retries.
+    maxReceiveCount: SCAN_REQUESTS_MAX_RECEIVE_COUNT,
   });
   const scanJobsDlq = await createQueue(sqs, `${p}-scan-jobs-dlq`, { visibilityTimeoutSeconds: 30 });
   const scanJobs = await createQueue(sqs, `${p}-scan-jobs`, {

@@ -5,7 +5,9 @@
  *   marker that tests put at the very end of large objects and archive members to prove every byte was
  *   scanned, and markers that only match after one of clamd's secondary passes (HTML normalisation,
  *   tag stripping, script normalisation, a PCRE subsignature), to prove those passes reach the end of an
- *   object too (scanner-image/clamd.conf sets their size limits to MaxFileSize);
+ *   object too (scanner-image/clamd.conf sets their size limits to MaxFileSize); plus a `daily.cud`
+ *   container (`writeDatabaseVersion`) that gives it a version and publication date, which clamd reports in
+ *   VERSION like the official daily database's, so signature freshness can be measured locally;
  * - a synthetic DB (`writeSyntheticDatabase`) of N never-matching signatures, deterministic, with roughly
  *   the mix of the official one (mostly hashes, some body patterns), so benchmarks pay a realistic
  *   matcher cost. It includes the test DB so the benchmark's objects still get their verdicts.
@@ -14,8 +16,9 @@
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { unsignedDatabase } from './cud.js';
 
 /** The EICAR anti-virus test file, stored encoded so this source file itself is not flagged. */
 export const EICAR = Buffer.from(
@@ -64,8 +67,43 @@ export function hasSignatures(dir: string): boolean {
   return existsSync(dir) && readdirSync(dir).some((name) => SIGNATURE_EXTENSIONS.test(name));
 }
 
-/** Writes the test DB into `dir` (created if needed). Returns the files written. */
-export function writeTestDatabase(dir: string): string[] {
+/** What clamd reports for a database directory: `ClamAV 1.4.6/<version>/<publishedAt in clamd's time zone>`. */
+export interface DatabaseVersion {
+  readonly version: number;
+  readonly publishedAt: Date;
+}
+
+/** The version of a freshly generated test DB (its date is when it was generated). */
+export const TEST_DATABASE_VERSION = 1;
+/** The one signature of the version container: an MD5 no test content has (clamd refuses an empty container). */
+export const VERSION_MARKER_SIGNATURE = 'Scanflow.Test.DatabaseVersionMarker';
+export const DATABASE_VERSION_FILE = 'daily.cud';
+
+/**
+ * Writes (or replaces) `daily.cud` in `dir`: the version and publication date clamd reports, as freshclam's
+ * daily.cld gives them in the image. Replaced by rename, so a clamd reloading meanwhile reads the old or
+ * the new one whole. Returns its path.
+ */
+export function writeDatabaseVersion(dir: string, db: DatabaseVersion): string {
+  mkdirSync(dir, { recursive: true });
+  const marker = createHash('md5').update(`${VERSION_MARKER_SIGNATURE}:never-scanned`).digest('hex');
+  const container = unsignedDatabase({
+    name: 'daily',
+    version: db.version,
+    publishedAt: db.publishedAt,
+    files: { 'daily.hdb': `${marker}:1:${VERSION_MARKER_SIGNATURE}\n` },
+  });
+  const path = join(dir, DATABASE_VERSION_FILE);
+  writeFileSync(`${path}.tmp`, container);
+  renameSync(`${path}.tmp`, path);
+  return path;
+}
+
+/**
+ * Writes the test DB into `dir` (created if needed), versioned `version` (default
+ * {@link TEST_DATABASE_VERSION}, published now). Returns the files written.
+ */
+export function writeTestDatabase(dir: string, version: Partial<DatabaseVersion> = {}): string[] {
   mkdirSync(dir, { recursive: true });
   const md5 = createHash('md5').update(EICAR).digest('hex');
   const sha256 = createHash('sha256').update(EICAR).digest('hex');
@@ -86,11 +124,16 @@ export function writeTestDatabase(dir: string): string[] {
     'scanflow-test.hdb': `${md5}:${EICAR.length}:${TEST_SIGNATURES.eicarMd5}`,
     'scanflow-test.hsb': `${sha256}:${EICAR.length}:${TEST_SIGNATURES.eicarSha256}`,
   };
-  return TEST_DB_FILES.map((file) => {
+  const files = TEST_DB_FILES.map((file) => {
     const path = join(dir, file);
     writeFileSync(path, `${contents[file]}\n`);
     return path;
   });
+  const versionFile = writeDatabaseVersion(dir, {
+    version: version.version ?? TEST_DATABASE_VERSION,
+    publishedAt: version.publishedAt ?? new Date(),
+  });
+  return [...files, versionFile];
 }
 
 /** A deterministic byte source (SHA-256 in counter mode): same count → same DB, byte for byte. */

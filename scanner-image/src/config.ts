@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ConfigurationError } from '../../functions/commons/errors.js';
+import { isTimeZone } from './signature-freshness.js';
 
 /**
  * The largest file ClamAV scans at all: clamd clamps MaxFileSize to this value (measured with clamd 1.4.6:
@@ -34,6 +35,11 @@ export interface WorkerConfig {
   };
   /** After SIGTERM: how long in-flight jobs may take before the process gives up on them and exits. */
   readonly shutdownGraceMs: number;
+  /**
+   * The time zone clamd writes its signature database date in (it names none). Unset: the worker's own,
+   * right when both run in one task or host (the image sets TZ for neither: UTC).
+   */
+  readonly clamdTimeZone?: string;
 }
 
 export const DEFAULTS = {
@@ -129,6 +135,12 @@ export function loadConfig(env: Env = process.env, cpus: number = availableParal
   }
   const dimensions = parseDimensions(value('METRICS_DIMENSIONS'), problems);
   const enabled = boolean('METRICS_ENABLED', DEFAULTS.metricsEnabled);
+  const clamdTimeZone = value('CLAMD_TIME_ZONE');
+  if (clamdTimeZone !== undefined && !isTimeZone(clamdTimeZone)) {
+    problems.push(
+      `CLAMD_TIME_ZONE="${clamdTimeZone}" is invalid; accepted: an IANA time zone name, e.g. UTC or Europe/Berlin`,
+    );
+  }
 
   if (problems.length > 0) {
     throw new ConfigurationError(`invalid worker configuration:\n  - ${problems.join('\n  - ')}`);
@@ -141,6 +153,7 @@ export function loadConfig(env: Env = process.env, cpus: number = availableParal
     heartbeatIntervalMs: heartbeatSeconds * 1000,
     metrics: { enabled, namespace, dimensions },
     shutdownGraceMs: shutdownGraceSeconds * 1000,
+    ...(clamdTimeZone !== undefined ? { clamdTimeZone } : {}),
   };
 }
 

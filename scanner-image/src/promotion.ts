@@ -1,6 +1,7 @@
 import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { AccessDeniedError, ObjectReadError } from '../../functions/commons/errors.js';
-import type { PromotionDecision, ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
+import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
+import type { ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
 
 export type Promotion = NonNullable<ScanResult['promotion']>;
@@ -27,17 +28,32 @@ export function decidePromotion(
   uploadedAt: string | undefined,
   scannedVersionId: string,
   view: PromotionView,
-): Promotion {
+  now: Date = new Date(),
+): Promotion | undefined {
+  // Without a real version id nothing can tell this upload from a later one under the same key: no
+  // decision, so the state machine leaves it in staging (start-scan refuses such objects before a scan).
+  if (scannedVersionId === NULL_VERSION_ID) return undefined;
   if (view.stagingCurrentVersionId !== scannedVersionId) {
     const reason = view.stagingCurrentVersionId === undefined ? 'deleted-in-staging' : 'newer-upload-in-staging';
     return { decision: 'superseded', reason };
   }
   if (view.destination === undefined) return { decision: 'promote-new' };
-  const theirs = view.destination.uploadedAt;
+  const theirs = trustedUploadTime(view.destination.uploadedAt, now);
   if (theirs !== undefined && uploadedAt !== undefined && theirs > uploadedAt) {
     return { decision: 'superseded', reason: 'newer-promotion-in-destination' };
   }
   return { decision: 'promote-over', destinationEtag: view.destination.etag };
+}
+
+/**
+ * The destination copy's `scan-uploaded`, if it is what the pipeline writes: an ISO time (toISOString form)
+ * not after now. Anything else — an object someone else wrote with a made-up value — must not block every
+ * later promotion of the key, so it counts as no record (the copy is then replaced, conditional on its ETag).
+ */
+function trustedUploadTime(value: string | undefined, now: Date): string | undefined {
+  if (value === undefined || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(value)) return undefined;
+  const time = Date.parse(value);
+  return Number.isNaN(time) || time > now.getTime() ? undefined : value;
 }
 
 interface S3ErrorShape {
@@ -67,8 +83,7 @@ async function headCurrent(
 }
 
 /**
- * Reads what {@link decidePromotion} needs: two HeadObjects and the destination copy's tags (read by the
- * version HeadObject returned, so the ETag and the upload time describe the same copy).
+ * Reads what {@link decidePromotion} needs: two HeadObjects and the destination copy's tags.
  * A failure is an ObjectReadError (retried by the state machine) or AccessDeniedError: never a guess.
  */
 export async function readPromotionView(s3: S3Client, job: ScanJob, destinationBucket: string): Promise<PromotionView> {
@@ -77,13 +92,9 @@ export async function readPromotionView(s3: S3Client, job: ScanJob, destinationB
     const destination = await headCurrent(s3, destinationBucket, job.object.key);
     let uploadedAt: string | undefined;
     if (destination !== undefined) {
-      const tagging = await s3.send(
-        new GetObjectTaggingCommand({
-          Bucket: destinationBucket,
-          Key: job.object.key,
-          VersionId: destination.versionId,
-        }),
-      );
+      // The current copy's tags (s3:GetObjectTagging, no version needed): if another promotion lands between
+      // these two reads, the copy's If-Match on the ETag read first fails, so a mismatched pair is harmless.
+      const tagging = await s3.send(new GetObjectTaggingCommand({ Bucket: destinationBucket, Key: job.object.key }));
       uploadedAt = tagging.TagSet?.find((tag) => tag.Key === TAG_KEYS.uploaded)?.Value;
     }
     return {
@@ -99,5 +110,3 @@ export async function readPromotionView(s3: S3Client, job: ScanJob, destinationB
     throw new ObjectReadError(`could not read ${where}: ${String(error)}`, { cause: error });
   }
 }
-
-export const PROMOTES: ReadonlySet<PromotionDecision> = new Set(['promote-new', 'promote-over']);

@@ -6,8 +6,9 @@ import {
   ObjectReadError,
   ScannerUnavailableError,
 } from '../../functions/commons/errors.js';
+import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import type { ObjectIdentity, ScanJob } from '../../functions/commons/scan-job.js';
-import type { Verdict } from '../../functions/commons/verdict.js';
+import { PIPELINE_ERROR_REASONS, type Verdict } from '../../functions/commons/verdict.js';
 import { type ClamdScanner, ClamdUnavailableError } from './clamd-client.js';
 import { mapClamdReply } from './clamd-reply.js';
 import { CLAMAV_MAX_FILE_BYTES } from './config.js';
@@ -76,7 +77,7 @@ export interface ScanOutcome {
   /** Bytes clamd received (0 when the verdict came from HeadObject alone). */
   readonly bytesScanned: number;
   readonly objectSize: number;
-  /** Why the content gate turned clamd's OK into Unscannable (for the job log). */
+  /** Why the content gate turned clamd's OK into Unscannable, or why the job was refused (for the job log). */
   readonly detail?: string;
 }
 
@@ -89,7 +90,21 @@ class IncompleteDownloadError extends Error {
 }
 
 /**
- * Scans one exact object version. The size decides too-large without downloading; GetObject (exact
+ * The verdict for a job whose object has no version id (an unversioned bucket) or the `null` one
+ * (versioning suspended), or undefined for a versioned object. Such a job is refused unread: every later
+ * step (TagVerdict, the moves, RemoveFromStaging) could only address "the current null version", which a
+ * newer upload may have replaced by then, so no verdict could be pinned to what was scanned. Error, not
+ * Unscannable: the bucket's configuration is wrong, and start-scan has already logged it and counted it
+ * (UnversionedObjects, alarmed).
+ */
+export function unversionedRefusal(object: Pick<ObjectIdentity, 'versionId'>): Verdict | undefined {
+  if (object.versionId !== undefined && object.versionId !== NULL_VERSION_ID) return undefined;
+  return { verdict: 'Error', reason: PIPELINE_ERROR_REASONS.unversionedBucket };
+}
+
+/**
+ * Scans one exact object version. A job without a version id is refused first ({@link unversionedRefusal}),
+ * without any request. The size decides too-large without downloading; GetObject (exact
  * version, conditional on the ETag) is streamed straight into clamd. A Clean from clamd then has to pass
  * the content gate (content-gate.ts), which reads from the same version with ranged GetObjects where it
  * needs more than the first bytes and the zip local headers it saw go by; the gate can only turn Clean
@@ -103,6 +118,11 @@ export async function scanObject(
   options: ScanObjectOptions,
 ): Promise<ScanOutcome> {
   const { object } = job;
+  const refused = unversionedRefusal(object);
+  if (refused) {
+    const detail = `refused unread: version id ${object.versionId ?? '(none)'}, the bucket is not versioned`;
+    return { verdict: refused, bytesScanned: 0, objectSize: object.size ?? 0, detail };
+  }
   const limit = Math.min(options.maxObjectBytes, job.settings?.maxSizeBytes ?? Number.POSITIVE_INFINITY);
 
   // start-scan pinned the size with its own HeadObject of this exact version/ETag; asking again would cost

@@ -43,6 +43,7 @@ import { jsonLogger, type Logger } from './log.js';
 import { createMetricsRecorder, type MetricsRecorder } from './metrics.js';
 import { decidePromotion, type Promotion, readPromotionView } from './promotion.js';
 import { scanObject } from './scan-object.js';
+import { type SignatureMonitor, startSignatureMonitor } from './signature-monitor.js';
 
 export interface WorkerDeps {
   readonly s3?: S3Client;
@@ -79,6 +80,8 @@ export interface WorkerTuning {
    * restart with signature load (20-40 s); heartbeats keep the task alive meanwhile.
    */
   readonly clamdOutageWaitMs: number;
+  /** How often signature freshness is read from clamd and published (also once at start). */
+  readonly signatureCheckIntervalMs: number;
 }
 
 export const DEFAULT_TUNING: WorkerTuning = {
@@ -93,6 +96,7 @@ export const DEFAULT_TUNING: WorkerTuning = {
   clamdRetryIntervalMs: 1_000,
   clamdPingTimeoutMs: 5_000,
   clamdOutageWaitMs: 60_000,
+  signatureCheckIntervalMs: 60_000,
 };
 
 export interface RunningWorker {
@@ -131,8 +135,9 @@ export async function startWorker(
   const sqs = deps.sqs ?? createSqsClient();
   const sfn = deps.sfn ?? createSfnClient();
   const scanner = deps.scanner ?? (await createClamdScanner(config.clamd));
+  const cloudWatch = config.metrics.enabled ? (deps.cloudWatch ?? createCloudWatchClient()) : undefined;
   const metrics: MetricsRecorder = createMetricsRecorder({
-    client: config.metrics.enabled ? (deps.cloudWatch ?? createCloudWatchClient()) : undefined,
+    client: cloudWatch,
     namespace: config.metrics.namespace,
     dimensions: config.metrics.dimensions,
     flushIntervalMs: tuning.metricsFlushIntervalMs,
@@ -150,6 +155,17 @@ export async function startWorker(
     maxObjectBytes: config.maxObjectBytes,
     engine: version.value.engine,
     databaseVersion: version.value.databaseVersion,
+  });
+
+  // Signature freshness (SignatureAgeHours, …): at start and every minute, whether or not anything is scanned.
+  const signatures: SignatureMonitor = startSignatureMonitor({
+    readVersion: () => scanner.version(),
+    client: cloudWatch,
+    namespace: config.metrics.namespace,
+    dimensions: config.metrics.dimensions,
+    intervalMs: tuning.signatureCheckIntervalMs,
+    ...(config.clamdTimeZone ? { timeZone: config.clamdTimeZone } : {}),
+    log,
   });
 
   const running = new Set<Promise<void>>();
@@ -491,6 +507,7 @@ export async function startWorker(
         await Promise.allSettled([...running]);
         clearTimeout(graceTimer);
         health.close();
+        await signatures.close();
         await metrics.close();
         log.info('worker stopped');
       })();

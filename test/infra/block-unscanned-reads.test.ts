@@ -3,9 +3,10 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { referencedId, synthScanflow } from './synth.js';
 
-/** New buckets with the opt-ins: a customer key, blocked unscanned reads, a security reader, expiry. */
+/** New buckets with the opt-ins: a customer key, blocked unscanned reads, security and staging readers, expiry. */
 let template: Template;
 const SECURITY_ROLE = 'arn:aws:iam::123456789012:role/SecurityResponders';
+const INVESTIGATORS = ['arn:aws:iam::123456789012:role/Investigators', 'arn:aws:iam::123456789012:role/ops/OnCall'];
 
 beforeAll(() => {
   ({ template } = synthScanflow(
@@ -13,6 +14,7 @@ beforeAll(() => {
       bucketEncryptionKey: new kms.Key(stack, 'BucketKey', { enableKeyRotation: true }),
       blockUnscannedReads: true,
       quarantineReaderRoleArn: SECURITY_ROLE,
+      stagingReaderRoleArns: INVESTIGATORS,
       quarantineExpiration: Duration.days(90),
     }),
     { prebuiltImage: true },
@@ -58,31 +60,50 @@ function ids(): {
   };
 }
 
-test('the staging bucket denies reads of objects not tagged Clean, except to the three pipeline roles', () => {
+test('a created staging bucket denies every read, Clean or not, except to the three pipeline roles and the staging readers', () => {
   const r = ids();
   template.hasResourceProperties('AWS::S3::BucketPolicy', {
     Bucket: { Ref: r.staging },
     PolicyDocument: {
       Statement: Match.arrayWith([
-        Match.objectLike({
-          Sid: 'DenyReadsOfObjectsNotScannedClean',
+        {
+          Sid: 'DenyStagingReadsExceptPipeline',
           Effect: 'Deny',
           Principal: { AWS: '*' },
-          Action: ['s3:GetObject', 's3:GetObjectVersion'],
+          Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectVersionForReplication'],
+          Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [r.staging, 'Arn'] }, '/*']] },
           Condition: {
-            StringNotEquals: { 's3:ExistingObjectTag/scan-result': 'Clean' },
             ArnNotLike: {
               'aws:PrincipalArn': [
                 { 'Fn::GetAtt': [r.stateMachineRole, 'Arn'] },
                 { 'Fn::GetAtt': [r.startScanRole, 'Arn'] },
                 { 'Fn::GetAtt': [r.taskRole, 'Arn'] },
+                ...INVESTIGATORS,
               ],
             },
           },
-        }),
+        },
       ]),
     },
   });
+});
+
+test('blockUnscannedReads adds nothing to a created staging bucket: its reads are already denied outright', () => {
+  const r = ids();
+  const policies = Object.values(
+    template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: r.staging } } }),
+  );
+  expect(JSON.stringify(policies)).not.toContain('DenyReadsOfObjectsNotScannedClean');
+});
+
+test('staging readers get no rights on destination or quarantine', () => {
+  const r = ids();
+  for (const id of [r.destination, r.quarantine]) {
+    const policies = Object.values(
+      template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: id } } }),
+    );
+    for (const arn of INVESTIGATORS) expect(JSON.stringify(policies)).not.toContain(arn);
+  }
 });
 
 test('destination and quarantine are not read-blocked (they only ever hold scanned objects)', () => {

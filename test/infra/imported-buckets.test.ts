@@ -1,20 +1,35 @@
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
-import { asList, identityStatements, type PolicyStatementJson, synthScanflow } from './synth.js';
+import { STAGING_READER_ARNS_MAX_LENGTH } from '../../infra/lib/scan-pipeline-props.js';
+import type { ScanflowStack } from '../../infra/lib/scanflow-stack.js';
+import {
+  asList,
+  identityStatements,
+  type PolicyStatementJson,
+  pipelineRoleIds,
+  printedBucketPolicies,
+  synthScanflow,
+} from './synth.js';
 
 /** Buckets that already exist: EventBridge is switched on without touching their other notifications. */
 let template: Template;
+let stack: ScanflowStack;
 const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const ALARM_TOPIC_ARN = 'arn:aws:sns:eu-west-1:123456789012:ops-alarms';
 
+const SECURITY_ROLE = 'arn:aws:iam::123456789012:role/SecurityResponders';
+const INVESTIGATORS = ['arn:aws:iam::123456789012:role/Investigators'];
+
 beforeAll(() => {
-  ({ template } = synthScanflow(
+  ({ template, stack } = synthScanflow(
     (stack) => ({
       existingProtectedBucketNames: ['partner-uploads', 'sftp-landing'],
       existingDestinationBucketName: 'clean-files',
       existingQuarantineBucketName: 'quarantined-files',
       blockUnscannedReads: true,
+      quarantineReaderRoleArn: SECURITY_ROLE,
+      stagingReaderRoleArns: INVESTIGATORS,
       excludedKeyPrefixes: ['tmp/', '.staging/'],
       excludedKeySuffixes: ['.part'],
       bucketEncryptionKey: kms.Key.fromKeyArn(stack, 'Key', KEY_ARN),
@@ -75,6 +90,233 @@ test('the tag-protection and read-blocking statements are published, one output 
   }
 });
 
+const SCAN_TAG_KEY_PATTERNS = [
+  'scan-*',
+  'scaN-*',
+  'scAn-*',
+  'scAN-*',
+  'sCan-*',
+  'sCaN-*',
+  'sCAn-*',
+  'sCAN-*',
+  'Scan-*',
+  'ScaN-*',
+  'ScAn-*',
+  'ScAN-*',
+  'SCan-*',
+  'SCaN-*',
+  'SCAn-*',
+  'SCAN-*',
+];
+
+describe('the printed policy of each imported bucket', () => {
+  const role = (id: string) => `<${id}.Arn>`;
+  const objects = (bucket: string) => `arn:<AWS::Partition>:s3:::${bucket}/*`;
+  const policyOf = (bucket: string) => {
+    const policy = printedBucketPolicies(template).get(bucket);
+    if (!policy) throw new Error(`no printed policy for ${bucket}`);
+    return policy;
+  };
+  const tagProtection = (bucket: string): PolicyStatementJson[] => {
+    const stateMachine = [role(pipelineRoleIds(template).stateMachine)];
+    return [
+      {
+        Sid: 'DenyScanTagWritesExceptPipeline',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: ['s3:PutObject', 's3:PutObjectTagging', 's3:PutObjectVersionTagging'],
+        Resource: objects(bucket),
+        Condition: {
+          'ForAnyValue:StringLike': { 's3:RequestObjectTagKeys': SCAN_TAG_KEY_PATTERNS },
+          ArnNotLike: { 'aws:PrincipalArn': stateMachine },
+        },
+      },
+      {
+        Sid: 'DenyVerdictTagRemovalExceptPipeline',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: [
+          's3:PutObjectTagging',
+          's3:PutObjectVersionTagging',
+          's3:DeleteObjectTagging',
+          's3:DeleteObjectVersionTagging',
+        ],
+        Resource: objects(bucket),
+        Condition: {
+          Null: { 's3:ExistingObjectTag/scan-result': 'false' },
+          ArnNotLike: { 'aws:PrincipalArn': stateMachine },
+        },
+      },
+      {
+        Sid: 'DenyCopiesKeepingSourceTagsExceptPipeline',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 's3:PutObject',
+        Resource: objects(bucket),
+        Condition: {
+          Null: { 's3:x-amz-copy-source': 'false', 's3:RequestObjectTagKeys': 'true' },
+          ArnNotLike: { 'aws:PrincipalArn': stateMachine },
+        },
+      },
+      {
+        Sid: 'DenyReplicatedTagsExceptPipeline',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 's3:ReplicateTags',
+        Resource: objects(bucket),
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': stateMachine } },
+      },
+    ];
+  };
+  const writesOnlyByPipeline = (bucket: string): PolicyStatementJson => ({
+    Sid: 'DenyObjectWritesExceptPipeline',
+    Effect: 'Deny',
+    Principal: { AWS: '*' },
+    Action: [
+      's3:PutObject',
+      's3:PutObjectTagging',
+      's3:PutObjectVersionTagging',
+      's3:DeleteObjectTagging',
+      's3:DeleteObjectVersionTagging',
+      's3:ReplicateObject',
+      's3:ReplicateTags',
+    ],
+    Resource: objects(bucket),
+    Condition: { ArnNotLike: { 'aws:PrincipalArn': [role(pipelineRoleIds(template).stateMachine)] } },
+  });
+
+  test.each(['partner-uploads', 'sftp-landing'])(
+    'protected %s: tag protection, and reads only of Clean objects except by the pipeline and the staging readers',
+    (bucket) => {
+      const roles = pipelineRoleIds(template);
+      const policy = policyOf(bucket);
+      expect(policy.role).toBe('staging');
+      expect(policy.statements).toEqual([
+        ...tagProtection(bucket),
+        {
+          Sid: 'DenyReadsOfObjectsNotScannedClean',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: ['s3:GetObject', 's3:GetObjectVersion'],
+          Resource: objects(bucket),
+          Condition: {
+            StringNotEquals: { 's3:ExistingObjectTag/scan-result': 'Clean' },
+            ArnNotLike: {
+              'aws:PrincipalArn': [
+                role(roles.stateMachine),
+                role(roles.startScan),
+                role(roles.worker),
+                ...INVESTIGATORS,
+              ],
+            },
+          },
+        },
+      ]);
+    },
+  );
+
+  test('destination: tag protection, and no writes but the pipeline’s', () => {
+    const policy = policyOf('clean-files');
+    expect(policy.role).toBe('destination');
+    expect(policy.statements).toEqual([...tagProtection('clean-files'), writesOnlyByPipeline('clean-files')]);
+  });
+
+  test('quarantine: tag protection, no writes but the pipeline’s, and reads only by the pipeline and security', () => {
+    const policy = policyOf('quarantined-files');
+    expect(policy.role).toBe('quarantine');
+    expect(policy.statements).toEqual([
+      ...tagProtection('quarantined-files'),
+      writesOnlyByPipeline('quarantined-files'),
+      {
+        Sid: 'DenyQuarantineReadsExceptPipelineAndSecurity',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: [
+          's3:GetObject',
+          's3:GetObjectVersion',
+          's3:GetObjectTagging',
+          's3:GetObjectVersionTagging',
+          's3:GetObjectVersionForReplication',
+        ],
+        Resource: objects('quarantined-files'),
+        Condition: {
+          ArnNotLike: { 'aws:PrincipalArn': [role(pipelineRoleIds(template).stateMachine), SECURITY_ROLE] },
+        },
+      },
+    ]);
+  });
+
+  test('fits a CloudFormation output (4,096 characters) with the longest role ARNs and partition', () => {
+    // A role name is at most 64 characters; aws-us-gov is the longest partition name.
+    const longest = ({ ref }: { ref?: string }) =>
+      ref === 'AWS::Partition' ? 'aws-us-gov' : `arn:aws-us-gov:iam::123456789012:role/${'r'.repeat(64)}`;
+    const policies = printedBucketPolicies(template, longest);
+    expect(policies.size).toBe(4);
+    for (const { text } of policies.values()) expect(text.length).toBeLessThanOrEqual(4096);
+  });
+});
+
+test('the printed policies fit an output with the most staging readers allowed and the longest values', () => {
+  // Role names hold up to 64 characters, paths up to 512.
+  const reader = (i: number) =>
+    `arn:aws-us-gov:iam::123456789012:role/${'p/'.repeat(20)}${'r'.repeat(62)}${String(i).padStart(2, '0')}`;
+  const readers: string[] = [];
+  while ([...readers, reader(readers.length)].join('').length <= STAGING_READER_ARNS_MAX_LENGTH)
+    readers.push(reader(readers.length));
+  const { template: crowded } = synthScanflow(
+    {
+      existingProtectedBucketNames: ['a'.repeat(63)],
+      existingDestinationBucketName: 'b'.repeat(63),
+      existingQuarantineBucketName: 'c'.repeat(63),
+      stagingReaderRoleArns: readers,
+      quarantineReaderRoleArn: reader(99).replace(/p\//g, 'q/'.repeat(10)),
+    },
+    { prebuiltImage: true },
+  );
+  const longest = ({ ref }: { ref?: string }) =>
+    ref === 'AWS::Partition' ? 'aws-us-gov' : `arn:aws-us-gov:iam::123456789012:role/${'r'.repeat(64)}`;
+  const policies = printedBucketPolicies(crowded, longest);
+  expect(policies.size).toBe(3);
+  for (const { text } of policies.values()) expect(text.length).toBeLessThanOrEqual(4096);
+});
+
+describe('defaults for imported buckets', () => {
+  const importedOnly = (extra: { blockUnscannedReads?: boolean }) =>
+    printedBucketPolicies(
+      synthScanflow(
+        {
+          existingProtectedBucketNames: ['partner-uploads'],
+          existingDestinationBucketName: 'clean-files',
+          existingQuarantineBucketName: 'quarantined-files',
+          ...extra,
+        },
+        { prebuiltImage: true },
+      ).template,
+    );
+
+  test('reads of protected objects not scanned Clean are blocked unless blockUnscannedReads is false', () => {
+    const sids = (policies: ReturnType<typeof importedOnly>) =>
+      policies.get('partner-uploads')?.statements.map((s) => s.Sid);
+    expect(sids(importedOnly({}))).toContain('DenyReadsOfObjectsNotScannedClean');
+    expect(sids(importedOnly({ blockUnscannedReads: false }))).not.toContain('DenyReadsOfObjectsNotScannedClean');
+  });
+
+  test('the quarantine is readable by the pipeline alone when no security role is named', () => {
+    const quarantine = importedOnly({}).get('quarantined-files')?.statements.at(-1);
+    expect(quarantine?.Sid).toBe('DenyQuarantineReadsExceptPipelineAndSecurity');
+    expect(asList(quarantine?.Condition?.ArnNotLike as unknown)).toEqual([
+      { 'aws:PrincipalArn': [expect.stringMatching(/^<.+\.Arn>$/)] },
+    ]);
+  });
+});
+
+test('a warning says the imported protected buckets must be versioned', () => {
+  Annotations.fromStack(stack).hasWarning(
+    '/Scanflow/Pipeline',
+    Match.stringLikeRegexp('must have versioning Enabled \\(partner-uploads, sftp-landing\\)'),
+  );
+});
+
 test('the rule matches both buckets and leaves out excluded prefixes', () => {
   template.hasResourceProperties('AWS::Events::Rule', {
     EventPattern: {
@@ -131,7 +373,8 @@ test('alarms notify the given topic', () => {
     (a) => (a as { Properties: { AlarmName?: string; AlarmActions?: unknown[] } }).Properties,
   );
   const operatorAlarms = alarms.filter((a) => a.AlarmName?.startsWith('scanflow-'));
-  expect(operatorAlarms.length).toBe(8);
+  // 8, plus UnversionedObjects, SignatureAge and (minWorkers 1) SignatureFreshnessMissing.
+  expect(operatorAlarms.length).toBe(11);
   for (const alarm of operatorAlarms) expect(alarm.AlarmActions).toEqual([ALARM_TOPIC_ARN]);
 });
 

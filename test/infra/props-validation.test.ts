@@ -71,6 +71,48 @@ describe('ScanPipeline props', () => {
     expect(problems.length).toBeGreaterThanOrEqual(expected.length);
   });
 
+  test('reads are blocked by default: blockUnscannedReads is on unless turned off', () => {
+    expect(resolveScanPipelineProps().blockUnscannedReads).toBe(true);
+    expect(resolveScanPipelineProps({ blockUnscannedReads: false }).blockUnscannedReads).toBe(false);
+  });
+
+  test('staging readers must be IAM role ARNs, like the quarantine reader', () => {
+    expect(() =>
+      resolveScanPipelineProps({
+        stagingReaderRoleArns: ['arn:aws:iam::123456789012:role/Investigators', 'arn:aws:iam::123456789012:role/a/b'],
+      }),
+    ).not.toThrow();
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({
+        stagingReaderRoleArns: [
+          'arn:aws:iam::123456789012:role/Investigators',
+          'arn:aws:iam::123456789012:user/alice',
+          '*',
+        ],
+        quarantineReaderRoleArn: 'SecurityResponders',
+      }),
+    );
+    expect(problems).toEqual([
+      "quarantineReaderRoleArn must be an IAM role ARN (got 'SecurityResponders')",
+      "stagingReaderRoleArns[1] must be an IAM role ARN (got 'arn:aws:iam::123456789012:user/alice')",
+      "stagingReaderRoleArns[2] must be an IAM role ARN (got '*')",
+    ]);
+  });
+
+  test('with imported protected buckets, the staging readers must fit the printed policy', () => {
+    const many = Array.from({ length: 12 }, (_, i) => `arn:aws:iam::123456789012:role/${'r'.repeat(60)}${i}`);
+    expect(() => resolveScanPipelineProps({ stagingReaderRoleArns: many })).not.toThrow();
+    expect(
+      problemsOf(() =>
+        resolveScanPipelineProps({ stagingReaderRoleArns: many, existingProtectedBucketNames: ['b-1'] }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^stagingReaderRoleArns hold 1106 characters of ARNs; with imported protected buckets at most 1000 fit/,
+      ),
+    ]);
+  });
+
   test('refuses scan timeouts that clamd can outlast, naming MaxScanTime, in the same combined error', () => {
     const problems = problemsOf(() =>
       resolveScanPipelineProps({
@@ -140,6 +182,23 @@ describe('ScanPipeline props', () => {
     );
   });
 
+  test('signatureAgeAlarmThreshold: 48 h by default, from 6 hours to 7 days', () => {
+    expect(resolveScanPipelineProps().signatureAgeAlarmThreshold.toHours()).toBe(48);
+    expect(SCAN_PIPELINE_DEFAULTS.signatureAgeAlarmHours).toBe(48);
+    for (const accepted of [Duration.hours(6), Duration.hours(24), Duration.days(7)]) {
+      expect(() => resolveScanPipelineProps({ signatureAgeAlarmThreshold: accepted })).not.toThrow();
+    }
+    for (const [refused, hours] of [
+      [Duration.minutes(359), 359 / 60],
+      [Duration.hours(169), 169],
+      [Duration.days(480), 480 * 24],
+    ] as const) {
+      expect(problemsOf(() => resolveScanPipelineProps({ signatureAgeAlarmThreshold: refused }))).toEqual([
+        `signatureAgeAlarmThreshold must be from 6 hours to 7 days (got ${hours} hours): the official database is updated several times a day, and clamd calls a database older than 7 days outdated`,
+      ]);
+    }
+  });
+
   test('ephemeral storage grows with the largest object and concurrency, within Fargate limits', () => {
     expect(defaultEphemeralStorageGiB(1024 ** 3, 4)).toBe(21);
     expect(defaultEphemeralStorageGiB(2 * 1024 ** 3, 8)).toBe(37);
@@ -198,6 +257,7 @@ describe('app configuration from context', () => {
       blockUnscannedReads: 'true',
       existingProtectedBucketNames: 'partner-uploads, sftp-landing',
       quarantineExpirationDays: '30',
+      stagingReaderRoleArns: 'arn:aws:iam::123456789012:role/Investigators, arn:aws:iam::123456789012:role/OnCall',
       account: '123456789012',
       region: 'eu-west-1',
       availabilityZones: { 'eu-west-1': ['eu-west-1a', 'eu-west-1b'] },
@@ -207,10 +267,19 @@ describe('app configuration from context', () => {
       maxWorkers: 20,
       blockUnscannedReads: true,
       existingProtectedBucketNames: ['partner-uploads', 'sftp-landing'],
+      stagingReaderRoleArns: ['arn:aws:iam::123456789012:role/Investigators', 'arn:aws:iam::123456789012:role/OnCall'],
     });
     expect(config.pipeline.quarantineExpiration?.toDays()).toBe(30);
     expect(config.availabilityZones).toEqual(['eu-west-1a', 'eu-west-1b']);
     expect(config.stackName).toBe('Scanflow');
+  });
+
+  test('signatureAgeAlarmHours becomes signatureAgeAlarmThreshold, validated with the other props', () => {
+    expect(fromContext({ signatureAgeAlarmHours: '24' }).pipeline.signatureAgeAlarmThreshold?.toHours()).toBe(24);
+    expect(fromContext({ signatureAgeAlarmHours: 12 }).pipeline.signatureAgeAlarmThreshold?.toHours()).toBe(12);
+    expect(problemsOf(() => fromContext({ signatureAgeAlarmHours: '2' }))).toEqual([
+      expect.stringMatching(/^signatureAgeAlarmThreshold must be from 6 hours to 7 days \(got 2 hours\)/),
+    ]);
   });
 
   test('cdk.json values keep their JSON types', () => {

@@ -84,6 +84,25 @@ beforeAll(() => {
 });
 
 const arnOf = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
+// Every letter-case spelling of the scan- prefix: StringLike and S3 tag keys are case-sensitive.
+const SCAN_TAG_KEY_PATTERNS = [
+  'scan-*',
+  'scaN-*',
+  'scAn-*',
+  'scAN-*',
+  'sCan-*',
+  'sCaN-*',
+  'sCAn-*',
+  'sCAN-*',
+  'Scan-*',
+  'ScaN-*',
+  'ScAn-*',
+  'ScAN-*',
+  'SCan-*',
+  'SCaN-*',
+  'SCAn-*',
+  'SCAN-*',
+];
 const objectsOf = (id: string) => ({ 'Fn::Join': ['', [arnOf(id), '/*']] });
 const actionsOf = (s: PolicyStatementJson) => asList(s.Action);
 
@@ -138,6 +157,10 @@ describe('state machine', () => {
       expect(resourcesFor(action)).toEqual([objectsOf(ids.staging)]);
     }
     expect(resourcesFor('s3:PutObject')).toEqual([objectsOf(ids.destination), objectsOf(ids.quarantine)]);
+    // The conditional promotions (If-None-Match / If-Match) need read access to the destination's current object.
+    expect(resourcesFor('s3:GetObject')).toEqual(
+      expect.arrayContaining([objectsOf(ids.staging), objectsOf(ids.destination)]),
+    );
     expect(resourcesFor('s3:PutObjectTagging')).toEqual(
       expect.arrayContaining([objectsOf(ids.staging), objectsOf(ids.destination), objectsOf(ids.quarantine)]),
     );
@@ -206,7 +229,7 @@ describe('IAM', () => {
     expect(statement?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'Scanflow' } });
   });
 
-  test('the worker consumes scan-jobs, completes task tokens, checks its executions and reads protected objects, nothing else', () => {
+  test('the worker consumes scan-jobs, completes task tokens, checks its executions, reads protected objects and the destination object of its key, nothing else', () => {
     const statements = statementsOfRole(template, ids.taskRole);
     const actions = statements.flatMap(actionsOf).sort();
     expect(actions).toEqual(
@@ -215,6 +238,10 @@ describe('IAM', () => {
         's3:GetObject',
         's3:GetObjectTagging',
         's3:GetObjectVersion',
+        // ReadDestinationForPromotionOrder
+        's3:GetObject',
+        's3:GetObjectTagging',
+        's3:ListBucket',
         'sqs:ChangeMessageVisibility',
         'sqs:DeleteMessage',
         'sqs:ReceiveMessage',
@@ -229,6 +256,40 @@ describe('IAM', () => {
     // Only the executions of scan-object: arn:…:execution:<state machine name>:*
     const executions = statements.find((s) => actionsOf(s).includes('states:DescribeExecution'));
     expect(JSON.stringify(executions?.Resource)).toMatch(/:execution:"?.*"Fn::GetAtt":\["[^"]*","Name"\].*:\*"/);
+  });
+
+  test('the worker may read the destination object and tags of a key, and nothing else of the destination', () => {
+    const statements = statementsOfRole(template, ids.taskRole);
+    const onDestination = statements.filter((s) =>
+      asList(s.Resource).some((r) => JSON.stringify(r) === JSON.stringify(objectsOf(ids.destination))),
+    );
+    expect(onDestination).toEqual([
+      expect.objectContaining({
+        Sid: 'ReadDestinationForPromotionOrder',
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:GetObjectTagging'],
+        Resource: objectsOf(ids.destination),
+      }),
+    ]);
+  });
+
+  // Without s3:ListBucket S3 answers 403, not 404, for a key that does not exist.
+  test.each([
+    ['startScanRole', ['staging']],
+    ['stateMachineRole', ['staging', 'destination']],
+    ['taskRole', ['staging', 'destination']],
+  ] as const)('%s may list exactly the buckets whose missing keys it must see as 404: %j', (role, buckets) => {
+    const statements = statementsOfRole(template, ids[role]);
+    const listing = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:List')));
+    expect(listing).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+      }),
+    ]);
+    const resources = asList(listing[0]?.Resource).map((r) => JSON.stringify(r));
+    expect(resources.sort()).toEqual(buckets.map((b) => JSON.stringify(arnOf(ids[b]))).sort());
+    expect(listing[0]?.Condition).toBeUndefined();
   });
 
   test('start-scan reads object identity and tags and starts executions of scan-object only', () => {
@@ -292,7 +353,10 @@ describe('buckets', () => {
               Principal: { AWS: '*' },
               Action: Match.arrayWith(['s3:PutObject', 's3:PutObjectTagging', 's3:PutObjectVersionTagging']),
               Resource: objectsOf(ids[which]),
-              Condition: { 'ForAnyValue:StringLike': { 's3:RequestObjectTagKeys': ['scan-*'] }, ...exceptPipeline },
+              Condition: {
+                'ForAnyValue:StringLike': { 's3:RequestObjectTagKeys': SCAN_TAG_KEY_PATTERNS },
+                ...exceptPipeline,
+              },
             }),
             Match.objectLike({
               Effect: 'Deny',
@@ -305,15 +369,88 @@ describe('buckets', () => {
               Resource: objectsOf(ids[which]),
               Condition: { Null: { [`s3:ExistingObjectTag/${TAG_KEYS.result}`]: 'false' }, ...exceptPipeline },
             }),
+            // RequestObjectTagKeys only reflects an x-amz-tagging header: a copy without one keeps the
+            // source's tags, so it is refused unless the copy replaces them explicitly.
+            Match.objectLike({
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: 's3:PutObject',
+              Resource: objectsOf(ids[which]),
+              Condition: {
+                Null: { 's3:x-amz-copy-source': 'false', 's3:RequestObjectTagKeys': 'true' },
+                ...exceptPipeline,
+              },
+            }),
+            Match.objectLike({
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: 's3:ReplicateTags',
+              Resource: objectsOf(ids[which]),
+              Condition: exceptPipeline,
+            }),
           ]),
         },
       });
     },
   );
 
-  test('unscanned reads are not blocked unless opted in', () => {
-    const policies = JSON.stringify(template.findResources('AWS::S3::BucketPolicy'));
-    expect(policies).not.toContain('DenyReadsOfObjectsNotScannedClean');
+  test('by default nobody but the three pipeline roles may read staging objects, whatever their tags', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: ids.staging },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'DenyStagingReadsExceptPipeline',
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectVersionForReplication'],
+            Resource: objectsOf(ids.staging),
+            Condition: {
+              ArnNotLike: {
+                'aws:PrincipalArn': [arnOf(ids.stateMachineRole), arnOf(ids.startScanRole), arnOf(ids.taskRole)],
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
+
+  test.each(['destination', 'quarantine'] as const)(
+    'nobody but the state machine may write objects or tags into the %s bucket',
+    (which) => {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: ids[which] },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            {
+              Sid: 'DenyObjectWritesExceptPipeline',
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              // CDK sorts the actions of a rendered statement.
+              Action: [
+                's3:DeleteObjectTagging',
+                's3:DeleteObjectVersionTagging',
+                's3:PutObject',
+                's3:PutObjectTagging',
+                's3:PutObjectVersionTagging',
+                's3:ReplicateObject',
+                's3:ReplicateTags',
+              ],
+              Resource: objectsOf(ids[which]),
+              Condition: { ArnNotLike: { 'aws:PrincipalArn': [arnOf(ids.stateMachineRole)] } },
+            },
+          ]),
+        },
+      });
+    },
+  );
+
+  test('the staging bucket takes uploads from anyone the owner allows: no write deny beyond the tag rules', () => {
+    const policies = JSON.stringify(
+      template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: ids.staging } } }),
+    );
+    expect(policies).not.toContain('DenyObjectWritesExceptPipeline');
   });
 
   test('quarantined objects are readable by the pipeline only', () => {
@@ -630,7 +767,9 @@ describe('record-result', () => {
   function recordResult(): { id: string; role: string; queue: string } {
     const [id, fn] = only(
       template.findResources('AWS::Lambda::Function', {
-        Properties: { Environment: { Variables: { PIPELINE_NAME: 'scanflow' } } },
+        Properties: {
+          Environment: { Variables: { PIPELINE_NAME: 'scanflow', POWERTOOLS_SERVICE_NAME: 'record-result' } },
+        },
       }),
       'record-result function',
     );

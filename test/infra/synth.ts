@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { REPO_ROOT } from '../../infra/lib/scan-pipeline.js';
 import type { ScanPipelineProps } from '../../infra/lib/scan-pipeline-props.js';
@@ -114,4 +114,75 @@ export function referencedIds(value: unknown): Set<string> {
   };
   visit(value);
   return ids;
+}
+
+/**
+ * Renders a CloudFormation value (an `Fn::Join` of strings and references) into one string, each reference
+ * replaced by `standIn` (by default `<LogicalId>` or `<LogicalId.Attribute>`).
+ */
+export function renderCfnString(
+  value: unknown,
+  standIn: (reference: { ref?: string; getAtt?: [string, string] }) => string = ({ ref, getAtt }) =>
+    getAtt ? `<${getAtt[0]}.${getAtt[1]}>` : `<${ref}>`,
+): string {
+  if (typeof value === 'string') return value;
+  if (typeof value !== 'object' || value === null) throw new Error(`cannot render ${JSON.stringify(value)}`);
+  const v = value as Json;
+  const join = v['Fn::Join'];
+  if (Array.isArray(join)) {
+    const [delimiter, parts] = join as [string, unknown[]];
+    return parts.map((part) => renderCfnString(part, standIn)).join(delimiter);
+  }
+  if (typeof v.Ref === 'string') return standIn({ ref: v.Ref });
+  const getAtt = v['Fn::GetAtt'];
+  if (Array.isArray(getAtt)) return standIn({ getAtt: getAtt as [string, string] });
+  throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+/** The logical IDs of the three pipeline roles. */
+export function pipelineRoleIds(template: Template): { stateMachine: string; startScan: string; worker: string } {
+  const need = (v: unknown, what: string) => {
+    const id = referencedId(v);
+    if (!id) throw new Error(`${what} is not a reference: ${JSON.stringify(v)}`);
+    return id;
+  };
+  const [sm] = Object.values(template.findResources('AWS::StepFunctions::StateMachine')) as Array<{
+    Properties: { RoleArn: unknown };
+  }>;
+  const [startScan] = Object.values(
+    template.findResources('AWS::Lambda::Function', {
+      Properties: { Environment: { Variables: { STATE_MACHINE_ARN: Match.anyValue() } } },
+    }),
+  ) as Array<{ Properties: { Role: unknown } }>;
+  const [task] = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as Array<{
+    Properties: { TaskRoleArn: unknown };
+  }>;
+  return {
+    stateMachine: need(sm?.Properties.RoleArn, 'state machine role'),
+    startScan: need(startScan?.Properties.Role, 'start-scan role'),
+    worker: need(task?.Properties.TaskRoleArn, 'task role'),
+  };
+}
+
+export interface PrintedBucketPolicy {
+  readonly role: string;
+  /** The output value as CloudFormation will resolve it, references rendered by `renderCfnString`. */
+  readonly text: string;
+  readonly statements: PolicyStatementJson[];
+}
+
+/** The `ImportedBucketPolicy<n>` outputs by bucket name, parsed. */
+export function printedBucketPolicies(
+  template: Template,
+  standIn?: Parameters<typeof renderCfnString>[1],
+): Map<string, PrintedBucketPolicy> {
+  const outputs = template.findOutputs('*', { Description: Match.stringLikeRegexp('imported bucket') });
+  const policies = new Map<string, PrintedBucketPolicy>();
+  for (const output of Object.values(outputs)) {
+    const match = /imported bucket (\S+) \((staging|destination|quarantine)\)/.exec(String(output.Description));
+    if (!match?.[1] || !match[2]) throw new Error(`unexpected description: ${String(output.Description)}`);
+    const text = renderCfnString(output.Value, standIn);
+    policies.set(match[1], { role: match[2], text, statements: JSON.parse(text) as PolicyStatementJson[] });
+  }
+  return policies;
 }

@@ -6,8 +6,10 @@ import {
   PutObjectCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { buildScanExecutionInput, executionNameFor } from '../../functions/commons/scan-execution.js';
 import type { ScanJob } from '../../functions/commons/scan-job.js';
 import type { S3Tag } from '../../functions/commons/verdict.js';
 import type { StartScanConfig } from '../../functions/start-scan/config.js';
@@ -156,6 +158,17 @@ async function startThenDelete(
   return { started, scanJob };
 }
 
+async function bodyOf(bucket: string, key: string): Promise<string> {
+  const object = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return (await object.Body?.transformToString()) ?? '';
+}
+
+/** Waits until the clock has entered the next second, so the next upload's LastModified is later. */
+async function nextSecond(): Promise<void> {
+  const now = Math.floor(Date.now() / 1000);
+  await waitFor('the next second', async () => Math.floor(Date.now() / 1000) > now, 2_000);
+}
+
 /** Waits for the execution; every path must succeed (failures are handled, not thrown) within the budget. */
 async function finish(started: Started): Promise<string[]> {
   const ended = await waitForExecutionEnd(pipeline.clients, started.executionArn);
@@ -181,12 +194,13 @@ describe('scan-object, the production ASL on the local engine', () => {
     ]);
     const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: started.key }));
     expect(await promoted.Body?.transformToString()).toBe('hello');
-    expect(tagMap(await tagsOf(destination, started.key))).toMatchObject({
-      owner: 'team-a',
-      'scan-result': 'Clean',
-      'scan-reason': '',
-      'scan-signature': '',
-    });
+    // Only tags with a value: for Clean that is the result, the upload time promotion orders by, when, and the DB.
+    const promotedTags = tagMap(await tagsOf(destination, started.key));
+    expect(Object.keys(promotedTags).sort()).toEqual(
+      ['owner', 'scan-database', 'scan-result', 'scan-time', 'scan-uploaded'].sort(),
+    );
+    expect(promotedTags).toMatchObject({ owner: 'team-a', 'scan-result': 'Clean', 'scan-database': 'scripted' });
+    expect(promotedTags['scan-uploaded']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
     expect(await exists(staging, started.key, started.versionId)).toBe(false);
 
     const result = await notificationFor(started.executionArn);
@@ -199,9 +213,11 @@ describe('scan-object, the production ASL on the local engine', () => {
     });
   }, 60_000);
 
-  it('quarantines an Infected object with the signature, replacing a scan tag the uploader forged', async () => {
+  it('quarantines an Infected object with the signature, discarding scan tags the uploader forged in any case', async () => {
     const started = await uploadAndStart('infected/eicar.com', 'X5O!P%@AP', [
       { Key: 'scan-result', Value: 'Clean' },
+      { Key: 'Scan-Result', Value: 'Clean' },
+      { Key: 'SCAN-signature', Value: 'none' },
       { Key: 'project', Value: 'p1' },
     ]);
     await completeWithVerdict(pipeline.clients, await job(started), {
@@ -219,7 +235,10 @@ describe('scan-object, the production ASL on the local engine', () => {
       'NotifyResult',
     ]);
     const tags = await tagsOf(quarantine, started.key);
-    expect(tags.filter((t) => t.Key === 'scan-result')).toEqual([{ Key: 'scan-result', Value: 'Infected' }]);
+    expect(tags.filter((t) => t.Key.toLowerCase() === 'scan-result')).toEqual([
+      { Key: 'scan-result', Value: 'Infected' },
+    ]);
+    expect(tags.filter((t) => t.Key.toLowerCase().startsWith('scan-') && !t.Key.startsWith('scan-'))).toEqual([]);
     expect(tagMap(tags)).toMatchObject({ project: 'p1', 'scan-signature': 'Eicar-Signature' });
     expect(await exists(staging, started.key, started.versionId)).toBe(false);
     expect(await exists(destination, started.key)).toBe(false);
@@ -256,11 +275,14 @@ describe('scan-object, the production ASL on the local engine', () => {
 
     const path = await finish(started);
     expect(path).toEqual(['ScanObject', 'RecordScanError', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
-    const tags = tagMap(await tagsOf(staging, started.key, started.versionId));
-    expect(tags).toMatchObject({ 'scan-result': 'Error', 'scan-reason': 'AccessDeniedError', 'scan-signature': '' });
-    expect(tags['scan-time']).toMatch(/^\d{4}-\d\d-\d\dT/);
+    // The two tags that always fit; when it happened is in the notification.
+    expect(tagMap(await tagsOf(staging, started.key, started.versionId))).toEqual({
+      'scan-result': 'Error',
+      'scan-reason': 'AccessDeniedError',
+    });
     const result = await notificationFor(started.executionArn);
     expect(result.notification).toMatchObject({ verdict: 'Error', failure: { Error: 'AccessDeniedError' } });
+    expect(String(result.notification.scan.scannedAt)).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(result.attributes.verdict).toBe('Error');
   }, 60_000);
 
@@ -318,34 +340,170 @@ describe('scan-object, the production ASL on the local engine', () => {
     ).rejects.toThrow(/no scan job/);
   }, 60_000);
 
-  it('ends as a no-op when the object version is deleted during its scan', async () => {
+  it('reports an upload deleted before its scan as Unscannable deleted, in one notification', async () => {
     const { started, scanJob } = await startThenDelete('gone/during-scan.txt', 'version');
     await failWith(pipeline.clients.sfn, scanJob, 'ObjectNotFoundError');
 
     const path = await finish(started);
-    expect(path).toEqual(['ScanObject', 'ObjectGone']);
+    expect(path).toEqual(['ScanObject', 'RecordDeletedBeforeScan', 'NotifyResult']);
     expect(await exists(destination, started.key)).toBe(false);
+    const result = await notificationFor(started.executionArn);
+    expect(result.attributes.verdict).toBe('Unscannable');
+    expect(result.notification).toMatchObject({
+      object: { key: started.key, versionId: started.versionId },
+      verdict: 'Unscannable',
+      scan: { reason: 'deleted' },
+      placement: { area: 'gone' },
+    });
   }, 60_000);
 
-  it('ends as a no-op when the version is deleted after the scan but before tagging', async () => {
+  it("reports the scan's verdict when the version is deleted after the scan but before tagging", async () => {
     const { started, scanJob } = await startThenDelete('gone/after-scan.txt', 'version');
-    await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Clean' });
+    await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Infected', signature: 'Eicar-Signature' });
 
     const path = await finish(started);
-    expect(path).toEqual(['ScanObject', 'TagVerdict', 'ClassifyTaggingFailure', 'ObjectGone']);
-    expect(await exists(destination, started.key)).toBe(false);
+    expect(path).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'ClassifyTaggingFailure',
+      'RecordDeletedAfterScan',
+      'NotifyResult',
+    ]);
+    expect(await exists(quarantine, started.key)).toBe(false);
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification).toMatchObject({
+      verdict: 'Infected',
+      scan: { signature: 'Eicar-Signature' },
+      placement: { area: 'gone' },
+    });
   }, 60_000);
 
-  it('does not publish a Clean version whose object was deleted (delete marker) during the scan', async () => {
-    // The scanned version survives behind the delete marker.
+  it('does not publish a Clean version whose key was deleted (delete marker) during the scan, and says so', async () => {
+    // The scanned version survives behind the delete marker; it is not the key's current version any more.
     const { started, scanJob } = await startThenDelete('gone/delete-marker.txt', 'marker');
     await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Clean' });
 
     const path = await finish(started);
-    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'PromoteObject', 'ObjectGone']);
+    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'RemoveSupersededVersion', 'NotifyResult']);
     expect(await exists(destination, started.key)).toBe(false);
-    // The scanned version keeps its verdict in the bucket's history.
-    expect(tagMap(await tagsOf(staging, started.key, started.versionId))['scan-result']).toBe('Clean');
+    expect(await exists(staging, started.key, started.versionId)).toBe(false);
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification).toMatchObject({
+      verdict: 'Clean',
+      placement: { area: 'superseded' },
+      scan: { promotion: { decision: 'superseded', reason: 'deleted-in-staging' } },
+    });
+  }, 60_000);
+
+  it('never publishes an older version over a newer one, whatever order their scans finish in', async () => {
+    const key = 'order/report.txt';
+    const older = await uploadAndStart(key, 'version one');
+    const olderJob = await job(older);
+    // Upload times have one-second precision: the second upload must land in a later second to be "newer".
+    await nextSecond();
+    const newer = await uploadAndStart(key, 'version two');
+    const newerJob = await job(newer);
+
+    // The newer scan finishes first and is promoted onto the empty key.
+    await completeWithVerdict(pipeline.clients, newerJob, { verdict: 'Clean' });
+    expect(await finish(newer)).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'PromoteObject',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
+    // The older one finishes later. Removing the newer version made it staging's current version again,
+    // so only the destination's own record (scan-uploaded) can tell that it is older.
+    await completeWithVerdict(pipeline.clients, olderJob, { verdict: 'Clean' });
+    expect(await finish(older)).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'RemoveSupersededVersion',
+      'NotifyResult',
+    ]);
+    expect(await bodyOf(destination, key)).toBe('version two');
+    expect((await notificationFor(older.executionArn)).notification).toMatchObject({
+      placement: { area: 'superseded' },
+      scan: { promotion: { decision: 'superseded', reason: 'newer-promotion-in-destination' } },
+    });
+    expect(await exists(staging, key, older.versionId)).toBe(false);
+  }, 60_000);
+
+  it('promotes a newer upload over the older promotion, and a superseded version never reaches the destination', async () => {
+    const key = 'order/update.txt';
+    const first = await uploadAndStart(key, 'first');
+    await completeWithVerdict(pipeline.clients, await job(first), { verdict: 'Clean' });
+    await finish(first);
+    expect(await bodyOf(destination, key)).toBe('first');
+
+    await nextSecond();
+    const second = await uploadAndStart(key, 'second');
+    const secondJob = await job(second);
+    // A third upload lands while the second is being scanned: the second is no longer current.
+    await nextSecond();
+    const third = await uploadAndStart(key, 'third');
+    await completeWithVerdict(pipeline.clients, secondJob, { verdict: 'Clean' });
+    expect(await finish(second)).toContain('RemoveSupersededVersion');
+    expect(await bodyOf(destination, key)).toBe('first');
+    expect((await notificationFor(second.executionArn)).notification.scan).toMatchObject({
+      promotion: { decision: 'superseded', reason: 'newer-upload-in-staging' },
+    });
+
+    await completeWithVerdict(pipeline.clients, await job(third), { verdict: 'Clean' });
+    expect(await finish(third)).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'PromoteOverOlderPromotion',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
+    expect(await bodyOf(destination, key)).toBe('third');
+  }, 60_000);
+
+  it('replaces a destination copy whose scan-uploaded the pipeline did not write, instead of deferring to it', async () => {
+    const key = 'foreign/pinned.txt';
+    // Someone who could write the destination (an imported bucket whose owner did not merge the policy).
+    await pipeline.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: destination,
+        Key: key,
+        Body: 'foreign',
+        Tagging: tagging([{ Key: 'scan-uploaded', Value: '9999-12-31T23:59:59.000Z' }]),
+      }),
+    );
+    const started = await uploadAndStart(key, 'fresh clean upload');
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
+    expect(await finish(started)).toContain('PromoteOverOlderPromotion');
+    expect(await bodyOf(destination, key)).toBe('fresh clean upload');
+  }, 60_000);
+
+  it('still notifies when the input lacks the newer optional fields (a start-scan one deploy behind)', async () => {
+    const key = 'compat/old-input.txt';
+    await upload(key, 'old input');
+    const head = await pipeline.clients.s3.send(new HeadObjectCommand({ Bucket: staging, Key: key }));
+    const identity = { bucket: staging, key, versionId: head.VersionId ?? 'null', etag: head.ETag ?? '', size: 9 };
+    const input = buildScanExecutionInput(identity, [], { timing: config.timing, copySourceEncoding: 'raw' });
+    const { droppedTags: _dropped, verdictTagRoom: _room, ...object } = input.object;
+    const name = `${executionNameFor(identity)}`.slice(0, 76).concat('-old');
+    await pipeline.clients.sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: pipeline.layout.stateMachineArn,
+        name,
+        input: JSON.stringify({ ...input, object }),
+      }),
+    );
+    const started = {
+      executionArn: `${pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+      key,
+      versionId: identity.versionId,
+    };
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Unscannable', reason: 'encrypted' });
+    expect(await finish(started)).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
+    expect((await notificationFor(started.executionArn)).notification.verdict).toBe('Unscannable');
   }, 60_000);
 
   it('starts one execution for an event delivered three times, and none for a late redelivery', async () => {
@@ -382,20 +540,44 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(afterLate).toHaveLength(1);
   }, 60_000);
 
-  it("ends as Error tag-limit, in staging with the owner's ten tags intact, when no tag is left for the verdict", async () => {
+  it('quarantines an Infected object whatever its owner tags: the verdict always fits, the result is whole', async () => {
+    const seven = Array.from({ length: 7 }, (_, i) => ({ Key: `t${i}`, Value: `v${i}` }));
+    const started = await uploadAndStart('tags/seven.com', 'X5O!P%@AP', seven);
+    await completeWithVerdict(pipeline.clients, await job(started), {
+      verdict: 'Infected',
+      signature: 'Eicar-Signature',
+    });
+
+    const path = await finish(started);
+    expect(path).toContain('QuarantineObject');
+    const tags = await tagsOf(quarantine, started.key);
+    expect(tags).toHaveLength(10);
+    expect(tags.slice(0, 7)).toEqual(seven);
+    expect(tagMap(tags)).toMatchObject({ 'scan-result': 'Infected', 'scan-signature': 'Eicar-Signature' });
+    const result = await notificationFor(started.executionArn);
+    // The notification carries what did not fit on the object.
+    expect(result.notification.scan).toMatchObject({
+      verdict: 'Infected',
+      signature: 'Eicar-Signature',
+      databaseVersion: 'scripted',
+    });
+    expect(result.notification.placement).toEqual({ area: 'quarantine', bucket: quarantine });
+  }, 60_000);
+
+  it('promotes a Clean object with ten owner tags: eight stay, two are dropped and reported', async () => {
     const tenTags = Array.from({ length: 10 }, (_, i) => ({ Key: `t${i}`, Value: `v${i}` }));
     const started = await uploadAndStart('tags/full.txt', 'full', tenTags);
     await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
 
     const path = await finish(started);
-    expect(path).toEqual(['ScanObject', 'TagVerdict', 'ClassifyTaggingFailure', 'RecordTagLimit', 'NotifyResult']);
-    expect(await exists(staging, started.key, started.versionId)).toBe(true);
-    expect(await exists(destination, started.key)).toBe(false);
-    expect(await tagsOf(staging, started.key, started.versionId)).toEqual(tenTags);
+    expect(path).toContain('PromoteObject');
+    expect(await exists(staging, started.key, started.versionId)).toBe(false);
+    const tags = await tagsOf(destination, started.key);
+    expect(tags.slice(0, 8)).toEqual(tenTags.slice(0, 8));
+    expect(tags.slice(8).map((t) => t.Key)).toEqual(['scan-result', 'scan-uploaded']);
     const result = await notificationFor(started.executionArn);
-    expect(result.notification.verdict).toBe('Error');
-    expect(result.notification.scan).toMatchObject({ reason: 'tag-limit', scanVerdict: 'Clean' });
-    expect(result.notification.placement).toEqual({ area: 'staging' });
+    expect(result.notification.object.droppedTags).toEqual(tenTags.slice(8));
+    expect(result.notification.placement).toEqual({ area: 'destination', bucket: destination });
   }, 60_000);
 
   it.each([

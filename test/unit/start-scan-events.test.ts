@@ -73,6 +73,49 @@ describe('parseScanRequest', () => {
   });
 });
 
+describe('the event time, the upload time when no HeadObject can be made', () => {
+  const withTime = (time: unknown) =>
+    parseScanRequest(
+      JSON.stringify({
+        source: 'aws.s3',
+        'detail-type': 'Object Created',
+        time,
+        detail: { bucket: { name: 'staging' }, object: { key: 'k', etag: 'e' } },
+      }),
+    );
+
+  it.each([
+    ['an EventBridge ISO time (AWS)', '2026-03-01T10:20:30Z', '2026-03-01T10:20:30.000Z'],
+    ['EventBridge epoch seconds (the local engine)', 1772360430.25, '2026-03-01T10:20:30.250Z'],
+  ])('reads %s in the form HeadObject LastModified is written', (_what, time, expected) => {
+    const parsed = withTime(time);
+    expect(parsed.kind === 'objects' && parsed.objects[0]?.eventTime).toBe(expected);
+  });
+
+  it('leaves it out when the time is missing or unreadable', () => {
+    for (const time of [undefined, 'yesterday']) {
+      const parsed = withTime(time);
+      expect(parsed.kind === 'objects' && parsed.objects.length === 1 && parsed.objects[0]?.eventTime).toBeUndefined();
+    }
+  });
+
+  it('reads eventTime of a classic S3 record', () => {
+    const parsed = parseScanRequest(
+      JSON.stringify({
+        Records: [
+          {
+            eventSource: 'aws:s3',
+            eventName: 'ObjectCreated:Put',
+            eventTime: '2026-03-01T10:20:30.123Z',
+            s3: { bucket: { name: 'staging' }, object: { key: 'k', eTag: 'e' } },
+          },
+        ],
+      }),
+    );
+    expect(parsed.kind === 'objects' && parsed.objects[0]?.eventTime).toBe('2026-03-01T10:20:30.123Z');
+  });
+});
+
 describe('formUrlDecode', () => {
   it('treats + as a space and %2B as a plus', () => {
     expect(formUrlDecode('a+b%2Bc')).toBe('a b+c');

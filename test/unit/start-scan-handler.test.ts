@@ -1,9 +1,10 @@
-import { GetObjectTaggingCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { GetObjectTaggingCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import type { ScanExecutionInput } from '../../functions/commons/scan-execution.js';
+import { executionNameFor, type ScanExecutionInput } from '../../functions/commons/scan-execution.js';
 import { lambdaContext } from '../../local/runtime/sqs-event-source.js';
 import { sqsRecord } from '../support/sqs-records.js';
 
@@ -93,15 +94,195 @@ describe('start-scan handler', () => {
     expect(s3.commandCalls(HeadObjectCommand)).toHaveLength(0);
     expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
   });
+});
 
-  it('starts nothing for an object deleted before its event was handled', async () => {
-    s3.on(HeadObjectCommand).rejects(
-      Object.assign(new (await import('@aws-sdk/client-s3')).NotFound({ message: 'gone', $metadata: {} }), {
-        $metadata: { httpStatusCode: 404 },
-      }),
+/** An S3 error as the SDK throws it; HEAD answers carry no body, so only the status says what happened. */
+function s3Error(status: number, name: string): S3ServiceException {
+  return new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status }, message: name });
+}
+
+interface EventFields {
+  readonly etag?: string;
+  readonly versionId?: string;
+  readonly time?: string;
+}
+
+function objectCreatedWith(key: string, fields: EventFields = { etag: 'e1', versionId: 'v1' }): string {
+  return JSON.stringify({
+    source: 'aws.s3',
+    'detail-type': 'Object Created',
+    ...(fields.time ? { time: fields.time } : {}),
+    detail: {
+      bucket: { name: 'staging' },
+      object: {
+        key,
+        size: 42,
+        ...(fields.etag ? { etag: fields.etag } : {}),
+        ...(fields.versionId ? { 'version-id': fields.versionId } : {}),
+      },
+    },
+  });
+}
+
+function startedInputs(): { name: string; input: ScanExecutionInput }[] {
+  return sfn.commandCalls(StartExecutionCommand).map((call) => ({
+    name: call.args[0].input.name ?? '',
+    input: JSON.parse(call.args[0].input.input ?? '{}') as ScanExecutionInput,
+  }));
+}
+
+describe('every announced object gets an execution, and so a result', () => {
+  const time = '2026-03-01T10:20:30Z';
+
+  it('starts an SSE-C object (HeadObject 400) from the event, for the worker to answer Unscannable unsupported-encryption', async () => {
+    s3.on(HeadObjectCommand).rejects(s3Error(400, 'BadRequest'));
+    const result = await handler(
+      { Records: [record('sse-c', objectCreatedWith('secret.bin', { etag: 'e1', versionId: 'v1', time }))] },
+      context,
     );
-    const result = await handler({ Records: [record('gone', objectCreated('staging', 'gone.txt'))] }, context);
+
     expect(result.batchItemFailures).toEqual([]);
-    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    const [started, ...more] = startedInputs();
+    expect(more).toEqual([]);
+    expect(started?.input.object).toMatchObject({
+      bucket: 'staging',
+      key: 'secret.bin',
+      versionId: 'v1',
+      etag: '"e1"',
+      size: 42,
+      uploadedAt: '2026-03-01T10:20:30.000Z',
+      tags: [{ Key: 'owner', Value: 'me' }],
+    });
+    // The same name a HeadObject pin gives (quoted ETag): a duplicate event never starts a second scan.
+    expect(started?.name).toBe(
+      executionNameFor({ bucket: 'staging', key: 'secret.bin', versionId: 'v1', etag: '"e1"' }),
+    );
+  });
+
+  it('starts an SSE-C object without owner tags when S3 refuses GetObjectTagging too', async () => {
+    s3.on(HeadObjectCommand).rejects(s3Error(400, 'BadRequest'));
+    s3.on(GetObjectTaggingCommand).rejects(s3Error(403, 'AccessDenied'));
+    const result = await handler({ Records: [record('sse-c', objectCreatedWith('secret.bin'))] }, context);
+
+    expect(result.batchItemFailures).toEqual([]);
+    expect(startedInputs().map((s) => s.input.object.tags)).toEqual([[]]);
+  });
+
+  it('starts an object deleted before its event was handled, for the execution to report it (Unscannable deleted)', async () => {
+    s3.on(HeadObjectCommand).rejects(s3Error(404, 'NotFound'));
+    const result = await handler(
+      { Records: [record('gone', objectCreatedWith('gone.txt', { etag: 'e1', versionId: 'v1', time }))] },
+      context,
+    );
+
+    expect(result.batchItemFailures).toEqual([]);
+    expect(startedInputs().map((s) => s.input.object)).toEqual([
+      expect.objectContaining({ key: 'gone.txt', versionId: 'v1', etag: '"e1"', size: 42, tags: [] }),
+    ]);
+    // Nothing is left to read tags from.
+    expect(s3.commandCalls(GetObjectTaggingCommand)).toHaveLength(0);
+  });
+
+  it('tries every key reading before concluding the object is gone', async () => {
+    s3.on(HeadObjectCommand).rejects(s3Error(404, 'NotFound'));
+    await handler({ Records: [record('gone', objectCreatedWith('a+b.txt'))] }, context);
+
+    expect(s3.commandCalls(HeadObjectCommand).map((call) => call.args[0].input.Key)).toEqual(['a+b.txt', 'a b.txt']);
+    expect(startedInputs().map((s) => s.input.object.key)).toEqual(['a+b.txt']);
+  });
+
+  it('never takes a 403 for "gone": another reading that exists is pinned, else the record fails', async () => {
+    s3.on(HeadObjectCommand, { Key: 'a+b.txt' }).rejects(s3Error(403, 'Forbidden'));
+    s3.on(HeadObjectCommand, { Key: 'a b.txt' }).resolves({ ETag: '"e1"', VersionId: 'v1', ContentLength: 42 });
+    const found = await handler({ Records: [record('found', objectCreatedWith('a+b.txt'))] }, context);
+    expect(found.batchItemFailures).toEqual([]);
+    expect(startedInputs().map((s) => s.input.object.key)).toEqual(['a b.txt']);
+
+    sfn.resetHistory();
+    s3.on(HeadObjectCommand, { Key: 'a b.txt' }).rejects(s3Error(404, 'NotFound'));
+    // With a good record beside it: a batch whose every record fails is thrown whole by Powertools.
+    const denied = await handler(
+      { Records: [record('denied', objectCreatedWith('a+b.txt')), record('fine', objectCreatedWith('fine.txt'))] },
+      context,
+    );
+    expect(denied.batchItemFailures).toEqual([{ itemIdentifier: 'denied' }]);
+    expect(startedInputs().map((s) => s.input.object.key)).toEqual(['fine.txt']);
+  });
+
+  it('fails the record (for the DLQ) rather than guess when the object cannot be read and the event has no ETag', async () => {
+    s3.on(HeadObjectCommand, { Key: 'gone.txt' }).rejects(s3Error(404, 'NotFound'));
+    const result = await handler(
+      {
+        Records: [
+          record('no-etag', objectCreatedWith('gone.txt', { versionId: 'v1' })),
+          record('fine', objectCreatedWith('fine.txt')),
+        ],
+      },
+      context,
+    );
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'no-etag' }]);
+    expect(startedInputs().map((s) => s.input.object.key)).toEqual(['fine.txt']);
+  });
+
+  it("records the event's time as the upload time only when HeadObject gives none", async () => {
+    s3.on(HeadObjectCommand).resolves({ ETag: '"e1"', VersionId: 'v1', ContentLength: 42 });
+    await handler(
+      { Records: [record('no-date', objectCreatedWith('a.txt', { etag: 'e1', versionId: 'v1', time }))] },
+      context,
+    );
+    s3.on(HeadObjectCommand).resolves({
+      ETag: '"e2"',
+      VersionId: 'v2',
+      ContentLength: 42,
+      LastModified: new Date('2026-03-01T10:20:29Z'),
+    });
+    await handler(
+      { Records: [record('dated', objectCreatedWith('b.txt', { etag: 'e2', versionId: 'v2', time }))] },
+      context,
+    );
+
+    expect(startedInputs().map((s) => s.input.object.uploadedAt)).toEqual([
+      '2026-03-01T10:20:30.000Z',
+      '2026-03-01T10:20:29.000Z',
+    ]);
+  });
+});
+
+describe('an object without a version id', () => {
+  let addMetric: jest.SpiedFunction<Metrics['addMetric']>;
+  beforeEach(() => {
+    addMetric = jest.spyOn(Metrics.prototype, 'addMetric');
+  });
+  afterEach(() => {
+    addMetric.mockRestore();
+  });
+  const metricNames = () => addMetric.mock.calls.map((call) => call[0]);
+
+  it.each([
+    ['an unversioned bucket (no version id)', undefined],
+    ['versioning suspended (the null version)', 'null'],
+  ])(
+    'in %s counts UnversionedObjects and still starts the scan, for the worker to refuse',
+    async (_what, versionId) => {
+      s3.on(HeadObjectCommand).resolves({
+        ETag: '"e1"',
+        ContentLength: 42,
+        ...(versionId ? { VersionId: versionId } : {}),
+      });
+      const result = await handler(
+        { Records: [record('unversioned', objectCreatedWith('plain.txt', { etag: 'e1' }))] },
+        context,
+      );
+
+      expect(result.batchItemFailures).toEqual([]);
+      expect(metricNames()).toEqual(expect.arrayContaining(['ScansStarted', 'UnversionedObjects']));
+      expect(metricNames().filter((name) => name === 'UnversionedObjects')).toHaveLength(1);
+      expect(startedInputs().map((s) => s.input.object.versionId)).toEqual(['null']);
+    },
+  );
+
+  it('is not what a versioned object counts', async () => {
+    await handler({ Records: [record('versioned', objectCreated('staging', 'v.txt'))] }, context);
+    expect(metricNames()).toEqual(['ScansStarted']);
   });
 });

@@ -56,6 +56,13 @@ describe('loadConfig', () => {
     expect(config.clamd).toEqual({ kind: 'socket', path: '/run/clamav/clamd.sock' });
   });
 
+  it("reads CLAMD_TIME_ZONE, the zone clamd's database date is written in (unset: the worker's own)", () => {
+    expect(loadConfig({ SCAN_JOBS_QUEUE_URL: QUEUE, CLAMD_TIME_ZONE: 'Europe/Berlin' }).clamdTimeZone).toBe(
+      'Europe/Berlin',
+    );
+    expect(loadConfig({ SCAN_JOBS_QUEUE_URL: QUEUE }).clamdTimeZone).toBeUndefined();
+  });
+
   it('scales the default concurrency with the CPUs, at least 2', () => {
     expect(defaultConcurrency(1)).toBe(2);
     expect(defaultConcurrency(4)).toBe(8);
@@ -82,6 +89,7 @@ describe('loadConfig', () => {
     [{ METRICS_DIMENSIONS: 'A=1,A=2' }, 'a dimension name appears twice'],
     [{ METRICS_DIMENSIONS: 'Verdict=Clean' }, '"Verdict" is reserved'],
     [{ SHUTDOWN_GRACE_SECONDS: '-1' }, 'SHUTDOWN_GRACE_SECONDS="-1" is invalid'],
+    [{ CLAMD_TIME_ZONE: 'Mars/Olympus' }, 'CLAMD_TIME_ZONE="Mars/Olympus" is invalid; accepted: an IANA time zone'],
   ])('rejects %j naming the variable and what it accepts', (env, message) => {
     const full = { SCAN_JOBS_QUEUE_URL: QUEUE, ...env };
     if (!('SCAN_JOBS_QUEUE_URL' in env) && Object.keys(env).length === 0)

@@ -242,6 +242,20 @@ describe('scanObject', () => {
     ).resolves.toMatchObject({ verdict: { verdict: 'Unscannable', reason: 'unsupported-encryption' } });
   });
 
+  it.each([
+    ['no version id (unversioned bucket)', undefined],
+    ['the null version (versioning suspended)', 'null'],
+  ])('refuses an object with %s: Error unversioned-bucket, without any S3 call or scan', async (_what, versionId) => {
+    const unversioned = { bucket: object.bucket, key: object.key, etag: object.etag, size: 10, versionId };
+    const scanner = fakeScanner([]);
+    await expect(scanObject({ object: unversioned }, { s3: client, scanner }, options)).resolves.toMatchObject({
+      verdict: { verdict: 'Error', reason: 'unversioned-bucket' },
+      bytesScanned: 0,
+    });
+    expect(s3.calls()).toHaveLength(0);
+    expect(scanner.scans).toBe(0);
+  });
+
   it('scans nothing for an empty object and calls it Clean', async () => {
     s3.on(HeadObjectCommand).resolves({ ContentLength: 0 });
     const scanner = fakeScanner([]);

@@ -23,6 +23,7 @@ import { type ClamdLimits, type ClamdServer, startClamd } from '../../local/runt
 import { type MotoServer, startMoto } from '../../local/runtime/moto.js';
 import { waitFor } from '../../local/runtime/processes.js';
 import type { SampleBody } from '../../local/samples.js';
+import { type DatabaseVersion, writeTestDatabase } from '../../scanner-image/signatures/generate.js';
 import { connectClamd } from '../../scanner-image/src/clamd-client.js';
 import type { ClamdAddress, WorkerConfig } from '../../scanner-image/src/config.js';
 import type { WorkerTuning } from '../../scanner-image/src/worker.js';
@@ -147,11 +148,16 @@ export function recordCalls(client: S3Client | SFNClient | SQSClient): RecordedC
 
 let sequence = 0;
 
-export async function startHarness(): Promise<WorkerHarness> {
+/**
+ * `signatures`: the version and date the test DB reports (default: version 1, published when generated).
+ * The DB is in `clamd.databaseDir`; writeDatabaseVersion there plus a RELOAD is a freshclam update.
+ */
+export async function startHarness(setup: { signatures?: DatabaseVersion } = {}): Promise<WorkerHarness> {
   process.env.AWS_ACCESS_KEY_ID ??= 'test';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
   process.env.AWS_REGION ??= REGION;
   const logDir = mkdtempSync(join(tmpdir(), 'scanflow-worker-test-'));
+  if (setup.signatures) writeTestDatabase(join(logDir, 'clamd', 'signatures'), setup.signatures);
   const [moto, clamd] = await Promise.all([
     startMoto({ logDir }),
     startClamd({ logDir, workDir: join(logDir, 'clamd'), limits: TEST_CLAMD_LIMITS }),

@@ -24,6 +24,7 @@ import { buildSamples, nestedZip, zip } from '../../local/samples.js';
 import { EICAR, TAIL_MARKER } from '../../scanner-image/signatures/generate.js';
 import { clamdAddressEnvironment } from '../../scanner-image/src/config.js';
 import { silentLogger } from '../../scanner-image/src/log.js';
+import { SIGNATURE_METRICS } from '../../scanner-image/src/signature-freshness.js';
 import { type RunningWorker, startWorker } from '../../scanner-image/src/worker.js';
 import {
   FAST_TUNING as FAST,
@@ -162,13 +163,36 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
     expect(end).toMatchObject({ status: 'FAILED', error: 'ObjectNotFoundError' });
   });
 
-  test('an object overwritten since the job was made (ETag changed) is ObjectNotFoundError, not the new content', async () => {
+  test('an unversioned job for an object overwritten since (ETag changed) is refused unread, never scanned as the new content', async () => {
+    // Before versioning was required this was ObjectNotFoundError from the ETag condition; now no read is made.
     const first = await h.put('overwritten/file.txt', 'first content');
     const second = await h.put('overwritten/file.txt', EICAR);
     const end = await h.waitForEnd(await h.startScan({ ...first, versionId: undefined, etag: first.etag }));
-    expect(end).toMatchObject({ status: 'FAILED', error: 'ObjectNotFoundError' });
+    expect(end).toMatchObject({ status: 'SUCCEEDED', output: { verdict: 'Error', reason: 'unversioned-bucket' } });
+    expect(s3Calls.filter((c) => c.key === 'overwritten/file.txt')).toEqual([]);
     expect(second.etag).not.toBe(first.etag);
   });
+
+  test.each([
+    ['without a version id (unversioned bucket)', undefined],
+    ['with the null version id (versioning suspended)', 'null'],
+  ])(
+    'a job %s is refused with Error unversioned-bucket, its tags saying so, without HeadObject or GetObject',
+    async (_what, versionId) => {
+      const key = `unversioned/${versionId ?? 'absent'}.com`;
+      const object = await h.put(key, EICAR);
+      const end = await h.waitForEnd(await h.startScan({ ...object, versionId }));
+      expect(end).toMatchObject({
+        status: 'SUCCEEDED',
+        output: { verdict: 'Error', reason: 'unversioned-bucket', bytesScanned: 0 },
+      });
+      expect(scanResultSchema.parse(end.output).tags.slice(0, 2)).toEqual([
+        { Key: 'scan-result', Value: 'Error' },
+        { Key: 'scan-reason', Value: 'unversioned-bucket' },
+      ]);
+      expect(s3Calls.filter((c) => c.key === key)).toEqual([]);
+    },
+  );
 
   test('a malformed job with a token fails with InvalidScanJobError', async () => {
     const end = await h.waitForEnd(await h.startScan({ bucket: h.bucket, key: 'no-etag.txt' }));
@@ -414,7 +438,10 @@ describe('scanner worker against clamd and the local AWS emulator', () => {
     await worker.stop();
     const listed = await h.clients.cloudWatch.send(new ListMetricsCommand({ Namespace: 'ScanflowWorkerTest' }));
     const names = new Set((listed.Metrics ?? []).map((m) => m.MetricName));
-    expect(names).toEqual(new Set(['ObjectsScanned', 'BytesScanned', 'ScanDuration']));
+    // Signature freshness too: the harness's test DB carries a version and date (daily.cud).
+    expect(names).toEqual(
+      new Set(['ObjectsScanned', 'BytesScanned', 'ScanDuration', ...Object.values(SIGNATURE_METRICS)]),
+    );
     const verdicts = (listed.Metrics ?? [])
       .filter((m) => m.MetricName === 'ObjectsScanned')
       .map((m) => m.Dimensions?.find((d) => d.Name === 'Verdict')?.Value);
