@@ -44,6 +44,19 @@ export class InvalidScanJobError extends Error {
   }
 }
 
+/**
+ * The job was taken by as many workers as a job may be (MAX_JOB_DELIVERIES, functions/commons/scan-execution.ts)
+ * and none of them finished it: each died, was killed or lost its hold on the message. The next worker fails
+ * the task with this instead of scanning, so a job that takes its worker down every time ends promptly as
+ * Error. Not retried: a retry would take more workers down.
+ */
+export class WorkerLostError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'WorkerLostError';
+  }
+}
+
 /** A bad configuration value, named with the variable and what it accepts. Fails the process at start. */
 export class ConfigurationError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -59,4 +72,5 @@ export const TASK_FAILURE_ERRORS = [
   ScannerUnavailableError,
   ObjectReadError,
   InvalidScanJobError,
+  WorkerLostError,
 ] as const;

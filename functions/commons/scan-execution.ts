@@ -12,11 +12,18 @@ export const COPY_SOURCE_ENCODINGS = ['url', 'raw'] as const;
 export type CopySourceEncoding = (typeof COPY_SOURCE_ENCODINGS)[number];
 
 export interface ScanTimingPolicy {
-  /** The worker must heartbeat at least this often or the attempt is abandoned and retried. */
-  readonly heartbeatSeconds: number;
   /**
-   * Time for any object, however small: queueing, HeadObject, clamd setup, and clamd's MaxScanTime. At
-   * least {@link MIN_BASE_TIMEOUT_SECONDS} (see {@link longestScanSeconds}).
+   * How long a job may wait in scan-jobs for a worker to take it: a scale-out from zero workers (scaling
+   * alarm, Fargate task start, image pull, signature load: minutes) or a burst larger than the pool. The
+   * ScanObject task has no heartbeat timeout, because its clocks run from when the job is QUEUED (measured on
+   * AWS, issue #8, and on the local engine): a heartbeat would turn waiting for a worker into an Error. Its
+   * TimeoutSeconds covers this wait plus the scan, and a lost worker is noticed by SQS instead (see
+   * {@link WORKER_LOSS_SECONDS}).
+   */
+  readonly queueWaitSeconds: number;
+  /**
+   * Time for the scan of any object, however small, once a worker has it: setup, one lost worker, and clamd's
+   * MaxScanTime. At least {@link MIN_BASE_TIMEOUT_SECONDS} (see {@link longestScanSeconds}).
    */
   readonly baseTimeoutSeconds: number;
   /** The slowest transfer rate we still accept; bigger objects get proportionally longer. */
@@ -25,19 +32,51 @@ export interface ScanTimingPolicy {
 }
 
 /**
- * Time a scan job spends outside clamd's scan while everything works: waiting in scan-jobs for a free
- * worker (a scale-out from zero workers takes minutes: alarm, Fargate task start, signature load),
- * HeadObject, connecting to clamd, and after the scan clamd's reply and SendTaskSuccess. It all counts:
- * the timeout of a `.waitForTaskToken` task runs from when its message is SENT (measured).
+ * Time a scan job spends around clamd's scan while everything works, once a worker has taken it: HeadObject,
+ * the token check, connecting to clamd, and after the scan clamd's reply, the promotion check and
+ * SendTaskSuccess.
  */
-export const SCAN_OVERHEAD_SECONDS = 300;
+export const SCAN_SETUP_SECONDS = 120;
 
 /**
- * The longest a scan of `size` bytes may take without anything being wrong: the overhead, the object
- * streamed to clamd at the slowest accepted rate, then clamd's MaxScanTime (its clock starts once the
- * stream is in). The ScanObject task timeout must never be shorter: a pathological object would then time
- * out, be retried (while clamd keeps scanning the abandoned attempt) and end `Error`, instead of clamd
- * answering Heuristics.Limits.Exceeded.MaxScanTime once (→ Unscannable `limits-exceeded`).
+ * The longest worker heartbeat interval (HEARTBEAT_INTERVAL_SECONDS) the timing allows. While it holds a job
+ * the worker extends its message's visibility to three intervals at every heartbeat, so a worker that dies
+ * leaves its job invisible for at most three intervals.
+ */
+export const MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS = 60;
+
+/**
+ * One lost worker (crash, OOM kill, task stopped past its grace): its job becomes visible again within three
+ * heartbeat intervals and the next worker continues it with the same task token, which stays valid (measured
+ * on the local engine; AWS tokens are valid until the task closes). Whatever the worker was scanning is
+ * scanned again from the start; ordinary objects take seconds, which the MaxScanTime allowance covers.
+ */
+export const WORKER_LOSS_SECONDS = 3 * MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS;
+
+/** Everything outside clamd's scan once a worker has the job: setup and one lost worker. */
+export const SCAN_OVERHEAD_SECONDS = SCAN_SETUP_SECONDS + WORKER_LOSS_SECONDS;
+
+/**
+ * How many workers may take one job without finishing it. ApproximateReceiveCount counts them: the worker
+ * that receives a job for the (MAX_JOB_DELIVERIES + 1)th time fails its task with WorkerLostError (→ Error)
+ * before reading anything, so a job that takes its worker down every time ends within a few visibility
+ * timeouts instead of at the task timeout, and takes no more workers down.
+ */
+export const MAX_JOB_DELIVERIES = 3;
+
+/**
+ * scan-jobs' redrive maxReceiveCount: one delivery above the worker's limit to fail the task, one more in case
+ * that SendTaskFailure itself failed. The dead-letter queue then only ever holds jobs whose token could not
+ * be completed (no token at all, or Step Functions unreachable): a lost worker never sends a job there.
+ */
+export const SCAN_JOBS_MAX_RECEIVE_COUNT = MAX_JOB_DELIVERIES + 2;
+
+/**
+ * The longest a scan of `size` bytes may take once a worker has it, without anything being wrong: the
+ * overhead, the object streamed to clamd at the slowest accepted rate, then clamd's MaxScanTime (its clock
+ * starts once the stream is in). The ScanObject task timeout, less the queue wait, must never be shorter: a
+ * pathological object would then time out and end `Error` (while clamd keeps scanning the abandoned attempt),
+ * instead of clamd answering Heuristics.Limits.Exceeded.MaxScanTime once (→ Unscannable `limits-exceeded`).
  */
 export function longestScanSeconds(size: number, policy: Pick<ScanTimingPolicy, 'minBytesPerSecond'>): number {
   return SCAN_OVERHEAD_SECONDS + Math.ceil(size / policy.minBytesPerSecond) + CLAMD_LIMITS.maxScanTimeMs / 1000;
@@ -49,36 +88,50 @@ export function longestScanSeconds(size: number, policy: Pick<ScanTimingPolicy, 
  */
 export const MIN_BASE_TIMEOUT_SECONDS = longestScanSeconds(0, { minBytesPerSecond: 1 });
 
+/**
+ * The default queue wait: twice the default ScanJobsOldestAge alarm (15 min), so the alarm fires while every
+ * waiting job can still get its verdict. A cold start from zero workers takes a few minutes of it.
+ */
+export const DEFAULT_QUEUE_WAIT_SECONDS = 30 * 60;
+
 export const DEFAULT_SCAN_TIMING: ScanTimingPolicy = {
-  heartbeatSeconds: 60,
+  queueWaitSeconds: DEFAULT_QUEUE_WAIT_SECONDS,
   baseTimeoutSeconds: MIN_BASE_TIMEOUT_SECONDS,
   minBytesPerSecond: 2 * 1024 * 1024,
   maxTimeoutSeconds: 3 * 60 * 60,
 };
 
 /**
- * Where `policy` lets the ScanObject task time out before clamd gives up on an object of up to
- * `maxObjectBytes` (omit it when unknown: only the base is checked). One sentence per broken bound, naming
- * the setting as the caller calls it (a prop or an environment variable); empty when the policy is sound.
+ * Where `policy` lets the ScanObject task time out before a job that waited the whole queue wait is scanned
+ * and clamd gives up on an object of up to `maxObjectBytes` (omit it when unknown: the base and the cap are
+ * still checked). One sentence per broken bound, naming the setting as the caller calls it (a prop or an
+ * environment variable); empty when the policy is sound.
  */
 export function scanTimingProblems(
-  policy: Pick<ScanTimingPolicy, 'baseTimeoutSeconds' | 'minBytesPerSecond' | 'maxTimeoutSeconds'>,
+  policy: ScanTimingPolicy,
   maxObjectBytes: number | undefined,
-  names: { readonly base: string; readonly max: string; readonly rate: string },
+  names: { readonly queueWait: string; readonly base: string; readonly max: string; readonly rate: string },
 ): string[] {
   const problems: string[] = [];
   const maxScanSeconds = CLAMD_LIMITS.maxScanTimeMs / 1000;
   const why = `so clamd reports Heuristics.Limits.Exceeded.MaxScanTime (Unscannable) before the ScanObject task times out`;
+  const overhead = `${SCAN_SETUP_SECONDS} s for setup and ${WORKER_LOSS_SECONDS} s for one lost worker`;
   if (policy.baseTimeoutSeconds < MIN_BASE_TIMEOUT_SECONDS) {
     problems.push(
-      `${names.base} (${policy.baseTimeoutSeconds}) must be at least ${MIN_BASE_TIMEOUT_SECONDS}: clamd's MaxScanTime (${maxScanSeconds} s, scanner-image/clamd.conf) plus ${SCAN_OVERHEAD_SECONDS} s for queueing and setup, ${why}`,
+      `${names.base} (${policy.baseTimeoutSeconds}) must be at least ${MIN_BASE_TIMEOUT_SECONDS}: clamd's MaxScanTime (${maxScanSeconds} s, scanner-image/clamd.conf) plus ${overhead}, ${why}`,
+    );
+  }
+  const smallest = policy.queueWaitSeconds + policy.baseTimeoutSeconds;
+  if (policy.maxTimeoutSeconds < smallest) {
+    problems.push(
+      `${names.max} (${policy.maxTimeoutSeconds}) must be at least ${names.queueWait} + ${names.base} (${smallest}): the cap would otherwise cut the queue wait or the scan of every object`,
     );
   }
   if (maxObjectBytes !== undefined) {
-    const needed = longestScanSeconds(maxObjectBytes, policy);
+    const needed = policy.queueWaitSeconds + longestScanSeconds(maxObjectBytes, policy);
     if (policy.maxTimeoutSeconds < needed) {
       problems.push(
-        `${names.max} (${policy.maxTimeoutSeconds}) must be at least ${needed} for objects of up to ${maxObjectBytes} bytes: ${SCAN_OVERHEAD_SECONDS} s for queueing and setup, streaming at ${names.rate} (${policy.minBytesPerSecond} bytes/s), then clamd's MaxScanTime (${maxScanSeconds} s), ${why}`,
+        `${names.max} (${policy.maxTimeoutSeconds}) must be at least ${needed} for objects of up to ${maxObjectBytes} bytes: ${names.queueWait} (${policy.queueWaitSeconds} s) in the queue, ${overhead}, streaming at ${names.rate} (${policy.minBytesPerSecond} bytes/s), then clamd's MaxScanTime (${maxScanSeconds} s), ${why}`,
       );
     }
   }
@@ -101,7 +154,8 @@ export interface ScanExecutionInput {
      */
     readonly copySource: string;
   };
-  readonly limits: { readonly heartbeatSeconds: number; readonly timeoutSeconds: number };
+  /** ScanObject's TimeoutSecondsPath: queue wait + scan ({@link scanTimeoutSeconds}). There is no heartbeat timeout. */
+  readonly limits: { readonly timeoutSeconds: number };
   /** Where the object is now. PromoteObject/QuarantineObject replace it when they move the object. */
   readonly placement: { readonly area: 'staging' };
   /** Set by a Catch; null until something fails so NotifyResult can always include it. */
@@ -111,9 +165,10 @@ export interface ScanExecutionInput {
 /** S3 returns no version id for unversioned buckets; "null" addresses that object's null version. */
 export const NULL_VERSION_ID = 'null';
 
+/** The ScanObject task timeout for an object of `size` bytes: the queue wait, the base, and size ÷ rate, capped. */
 export function scanTimeoutSeconds(size: number | undefined, policy: ScanTimingPolicy): number {
   const forSize = Math.ceil((size ?? 0) / policy.minBytesPerSecond);
-  return Math.min(policy.baseTimeoutSeconds + forSize, policy.maxTimeoutSeconds);
+  return Math.min(policy.queueWaitSeconds + policy.baseTimeoutSeconds + forSize, policy.maxTimeoutSeconds);
 }
 
 /** The x-amz-copy-source value: one version when `versionId` is given, else the key's current version. */
@@ -142,10 +197,7 @@ export function buildScanExecutionInput(
       verdictTagRoom,
       copySource: copySourceFor({ ...identity, versionId }, options.copySourceEncoding),
     },
-    limits: {
-      heartbeatSeconds: options.timing.heartbeatSeconds,
-      timeoutSeconds: scanTimeoutSeconds(identity.size, options.timing),
-    },
+    limits: { timeoutSeconds: scanTimeoutSeconds(identity.size, options.timing) },
     placement: { area: 'staging' },
     failure: null,
   };

@@ -49,7 +49,15 @@ const environmentSchema = z.object({
   PIPELINE_BUCKETS: list,
   EXCLUDED_KEY_PREFIXES: list,
   EXCLUDED_KEY_SUFFIXES: list,
-  SCAN_HEARTBEAT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.heartbeatSeconds),
+  SCAN_QUEUE_WAIT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.queueWaitSeconds),
+  /** Retired with ScanObject's heartbeat timeout: refused so a stale setting is not silently ignored. */
+  SCAN_HEARTBEAT_SECONDS: z
+    .string()
+    .optional()
+    .refine((value) => value === undefined || value.trim() === '', {
+      error:
+        'no longer used: ScanObject has no heartbeat timeout (its clock would run while a job waits for a worker); set SCAN_QUEUE_WAIT_SECONDS for the wait instead',
+    }),
   SCAN_BASE_TIMEOUT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.baseTimeoutSeconds),
   SCAN_MIN_BYTES_PER_SECOND: positiveInt(DEFAULT_SCAN_TIMING.minBytesPerSecond),
   SCAN_MAX_TIMEOUT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.maxTimeoutSeconds),
@@ -68,18 +76,16 @@ export function loadStartScanConfig(env: NodeJS.ProcessEnv): StartScanConfig {
   }
   const e = parsed.data;
   const timing: ScanTimingPolicy = {
-    heartbeatSeconds: e.SCAN_HEARTBEAT_SECONDS,
+    queueWaitSeconds: e.SCAN_QUEUE_WAIT_SECONDS,
     baseTimeoutSeconds: e.SCAN_BASE_TIMEOUT_SECONDS,
     minBytesPerSecond: e.SCAN_MIN_BYTES_PER_SECOND,
     maxTimeoutSeconds: e.SCAN_MAX_TIMEOUT_SECONDS,
   };
   const problems: string[] = [];
-  if (e.SCAN_HEARTBEAT_SECONDS >= e.SCAN_BASE_TIMEOUT_SECONDS) {
-    problems.push('SCAN_HEARTBEAT_SECONDS: must be less than SCAN_BASE_TIMEOUT_SECONDS');
-  }
   // The largest object is the worker's setting, unknown here; the deployment (infra) checks the maximum.
   problems.push(
     ...scanTimingProblems(timing, undefined, {
+      queueWait: 'SCAN_QUEUE_WAIT_SECONDS',
       base: 'SCAN_BASE_TIMEOUT_SECONDS',
       max: 'SCAN_MAX_TIMEOUT_SECONDS',
       rate: 'SCAN_MIN_BYTES_PER_SECOND',

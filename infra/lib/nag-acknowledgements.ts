@@ -50,6 +50,11 @@ export function acknowledgeNagFindings(pipeline: ScanPipeline): void {
     ['Resource::*'],
     'cloudwatch:PutMetricData has no resource type; the statement is limited by a cloudwatch:namespace condition to the pipeline namespace.',
   );
+  iam5(
+    taskDefinition.taskRole,
+    [`Resource::${flattenCfnReference(stack.resolve(pipeline.scanExecutionsArn))}`],
+    'Execution ARNs end in the execution name, which start-scan derives from each object: states:DescribeExecution can only be granted on the executions of the scan-object state machine as a whole (<name>:*), which is what the statement names.',
+  );
   const executionRole = taskDefinition.executionRole;
   if (executionRole) {
     iam5(

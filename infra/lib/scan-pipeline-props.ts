@@ -6,7 +6,11 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { CLAMD_LIMITS } from '../../functions/commons/clamd-limits.js';
-import { DEFAULT_SCAN_TIMING, scanTimingProblems } from '../../functions/commons/scan-execution.js';
+import {
+  DEFAULT_SCAN_TIMING,
+  MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS,
+  scanTimingProblems,
+} from '../../functions/commons/scan-execution.js';
 
 /**
  * ClamAV cannot scan a single stream of 2 GiB or more; anything larger is Unscannable `too-large` by design.
@@ -179,18 +183,25 @@ export interface ScanPipelineProps {
   readonly scannerImage?: ecs.ContainerImage;
 
   /**
-   * The ScanObject state's heartbeat timeout: a worker silent this long is presumed dead and the scan retried.
-   * @default 60
+   * How long a scan job may wait in scan-jobs for a worker (a scale-out from `minWorkers=0`: alarm, Fargate
+   * task start, image pull, signature load; or a burst larger than the pool) and still get its verdict. The
+   * ScanObject timeout runs from when the job is queued, so it is this plus the scan (`scanBaseTimeoutSeconds`
+   * and size). ScanObject has no heartbeat timeout: its clock would run while the job waits. More than the
+   * `oldestScanJobAgeAlarmThreshold`, so the alarm fires before waiting jobs start ending as Error.
+   * @default 1800
    */
-  readonly scanHeartbeatSeconds?: number;
+  readonly scanQueueWaitSeconds?: number;
   /**
-   * How often the worker heartbeats. Must be at most a third of `scanHeartbeatSeconds`.
+   * How often the worker heartbeats (`HEARTBEAT_INTERVAL_SECONDS`): SendTaskHeartbeat, which tells it whether
+   * the task is still open, and extending its message's visibility to three intervals. A worker that dies
+   * leaves its job invisible for at most that long; then the next worker continues it with the same token.
+   * At most 60, so a lost worker costs at most the 180 s the scan timeout allows for it.
    * @default 20
    */
   readonly workerHeartbeatIntervalSeconds?: number;
   /**
-   * Scan timeout for any object, however small. It runs from when the job is queued, and must cover
-   * queueing and setup (300 s) plus clamd's MaxScanTime (900 s, scanner-image/clamd.conf), so that clamd
+   * Scan timeout for any object, however small, once a worker has it (the queue wait comes on top): setup
+   * (120 s), one lost worker (180 s) and clamd's MaxScanTime (900 s, scanner-image/clamd.conf), so that clamd
    * reports a scan it cannot finish (Unscannable `limits-exceeded`) before the task times out: at least 1200.
    * @default 1200
    */
@@ -201,8 +212,8 @@ export interface ScanPipelineProps {
    */
   readonly scanMinBytesPerSecond?: number;
   /**
-   * Longest scan timeout, whatever the size. At least 1200 + ⌈maxObjectBytes ÷ scanMinBytesPerSecond⌉, for
-   * the same reason as `scanBaseTimeoutSeconds`.
+   * Longest scan timeout, whatever the size. At least `scanQueueWaitSeconds` + 1200 +
+   * ⌈maxObjectBytes ÷ scanMinBytesPerSecond⌉, for the same reason as `scanBaseTimeoutSeconds`.
    * @default 10800
    */
   readonly scanMaxTimeoutSeconds?: number;
@@ -224,7 +235,8 @@ export interface ScanPipelineProps {
    */
   readonly metricsNamespace?: string;
   /**
-   * The ScanJobsOldestAge alarm fires when a scan job has waited this long.
+   * The ScanJobsOldestAge alarm fires when a scan job has waited this long. Less than
+   * `scanQueueWaitSeconds`, so it fires while waiting jobs can still get their verdicts.
    * @default Duration.minutes(15)
    */
   readonly oldestScanJobAgeAlarmThreshold?: Duration;
@@ -265,7 +277,7 @@ export type ResolvedScanPipelineProps = ScanPipelineProps &
       | 'workerMemoryMiB'
       | 'maxObjectBytes'
       | 'workerEphemeralStorageGiB'
-      | 'scanHeartbeatSeconds'
+      | 'scanQueueWaitSeconds'
       | 'workerHeartbeatIntervalSeconds'
       | 'scanBaseTimeoutSeconds'
       | 'scanMinBytesPerSecond'
@@ -288,7 +300,7 @@ export const SCAN_PIPELINE_DEFAULTS = {
   workerCpu: 1024,
   workerMemoryMiB: 4096,
   maxObjectBytes: GIB,
-  scanHeartbeatSeconds: DEFAULT_SCAN_TIMING.heartbeatSeconds,
+  scanQueueWaitSeconds: DEFAULT_SCAN_TIMING.queueWaitSeconds,
   workerHeartbeatIntervalSeconds: 20,
   scanBaseTimeoutSeconds: DEFAULT_SCAN_TIMING.baseTimeoutSeconds,
   scanMinBytesPerSecond: DEFAULT_SCAN_TIMING.minBytesPerSecond,
@@ -372,7 +384,7 @@ export function resolveScanPipelineProps(props: ScanPipelineProps = {}): Resolve
     maxObjectBytes,
     workerEphemeralStorageGiB:
       props.workerEphemeralStorageGiB ?? defaultEphemeralStorageGiB(maxObjectBytes, workerConcurrency),
-    scanHeartbeatSeconds: props.scanHeartbeatSeconds ?? d.scanHeartbeatSeconds,
+    scanQueueWaitSeconds: props.scanQueueWaitSeconds ?? d.scanQueueWaitSeconds,
     workerHeartbeatIntervalSeconds: props.workerHeartbeatIntervalSeconds ?? d.workerHeartbeatIntervalSeconds,
     scanBaseTimeoutSeconds: props.scanBaseTimeoutSeconds ?? d.scanBaseTimeoutSeconds,
     scanMinBytesPerSecond: props.scanMinBytesPerSecond ?? d.scanMinBytesPerSecond,
@@ -518,39 +530,42 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
     }
   }
 
-  integerIn(problems, 'scanHeartbeatSeconds', p.scanHeartbeatSeconds, 10, 3600);
-  integerIn(problems, 'workerHeartbeatIntervalSeconds', p.workerHeartbeatIntervalSeconds, 1, 1200);
-  if (p.workerHeartbeatIntervalSeconds * 3 > p.scanHeartbeatSeconds) {
-    problems.push(
-      `workerHeartbeatIntervalSeconds (${p.workerHeartbeatIntervalSeconds}) must be at most a third of scanHeartbeatSeconds (${p.scanHeartbeatSeconds}) so one lost heartbeat does not fail a scan`,
-    );
-  }
+  integerIn(problems, 'scanQueueWaitSeconds', p.scanQueueWaitSeconds, 60, 43200);
+  integerIn(
+    problems,
+    'workerHeartbeatIntervalSeconds',
+    p.workerHeartbeatIntervalSeconds,
+    1,
+    MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS,
+  );
   integerIn(problems, 'scanBaseTimeoutSeconds', p.scanBaseTimeoutSeconds, 30, 86400);
   integerIn(problems, 'scanMinBytesPerSecond', p.scanMinBytesPerSecond, 1024, 10 * GIB);
   integerIn(problems, 'scanMaxTimeoutSeconds', p.scanMaxTimeoutSeconds, 60, 86400);
-  if (p.scanBaseTimeoutSeconds > p.scanMaxTimeoutSeconds) {
-    problems.push(
-      `scanBaseTimeoutSeconds (${p.scanBaseTimeoutSeconds}) must not exceed scanMaxTimeoutSeconds (${p.scanMaxTimeoutSeconds})`,
-    );
-  }
   if (
-    [p.scanBaseTimeoutSeconds, p.scanMinBytesPerSecond, p.scanMaxTimeoutSeconds, p.maxObjectBytes].every(isConcrete)
+    [
+      p.scanQueueWaitSeconds,
+      p.scanBaseTimeoutSeconds,
+      p.scanMinBytesPerSecond,
+      p.scanMaxTimeoutSeconds,
+      p.maxObjectBytes,
+    ].every(isConcrete)
   ) {
     problems.push(
       ...scanTimingProblems(
         {
+          queueWaitSeconds: p.scanQueueWaitSeconds,
           baseTimeoutSeconds: p.scanBaseTimeoutSeconds,
           minBytesPerSecond: p.scanMinBytesPerSecond,
           maxTimeoutSeconds: p.scanMaxTimeoutSeconds,
         },
         p.maxObjectBytes,
-        { base: 'scanBaseTimeoutSeconds', max: 'scanMaxTimeoutSeconds', rate: 'scanMinBytesPerSecond' },
+        {
+          queueWait: 'scanQueueWaitSeconds',
+          base: 'scanBaseTimeoutSeconds',
+          max: 'scanMaxTimeoutSeconds',
+          rate: 'scanMinBytesPerSecond',
+        },
       ),
-    );
-  }
-  if (p.scanHeartbeatSeconds >= p.scanBaseTimeoutSeconds) {
-    problems.push(
-      `scanHeartbeatSeconds (${p.scanHeartbeatSeconds}) must be less than scanBaseTimeoutSeconds (${p.scanBaseTimeoutSeconds})`,
     );
   }
 
@@ -558,6 +573,11 @@ export function scanPipelinePropsProblems(p: ResolvedScanPipelineProps): string[
   integerIn(problems, 'startScanReservedConcurrency', p.startScanReservedConcurrency, 1, 1000);
   const ageSeconds = p.oldestScanJobAgeAlarmThreshold.toSeconds();
   if (ageSeconds < 60) problems.push('oldestScanJobAgeAlarmThreshold must be at least one minute');
+  if (isConcrete(p.scanQueueWaitSeconds) && ageSeconds >= p.scanQueueWaitSeconds) {
+    problems.push(
+      `oldestScanJobAgeAlarmThreshold (${ageSeconds} s) must be less than scanQueueWaitSeconds (${p.scanQueueWaitSeconds}): the alarm must fire while waiting jobs can still get their verdicts, before they time out as Error`,
+    );
+  }
   const signatureAgeHours = p.signatureAgeAlarmThreshold.toHours({ integral: false });
   if (signatureAgeHours < SIGNATURE_AGE_ALARM_HOURS.min || signatureAgeHours > SIGNATURE_AGE_ALARM_HOURS.max) {
     problems.push(

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AdjustmentType } from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -18,6 +18,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
 import { applyBucketPolicies, listBucketStatement } from './bucket-policies.js';
@@ -58,6 +59,8 @@ export class ScanPipeline extends Construct {
   readonly scanJobsQueue: sqs.Queue;
   readonly scanJobsDlq: sqs.Queue;
   readonly stateMachine: sfn.StateMachine;
+  /** Every execution of scan-object: what a worker may DescribeExecution (is this job's execution still running?). */
+  readonly scanExecutionsArn: string;
   readonly startScanFunction: NodejsFunction;
   /** Counts every object's final verdict (ScanResults) from the results topic. */
   readonly recordResultFunction: NodejsFunction;
@@ -188,11 +191,14 @@ export class ScanPipeline extends Construct {
       maxReceiveCount: SCAN_REQUESTS_MAX_RECEIVE_COUNT,
     });
     [this.scanJobsQueue, this.scanJobsDlq] = queueWithDlq('ScanJobs', {
-      // The worker extends visibility while it scans (ChangeMessageVisibility); this only covers a worker
-      // that dies before its first extension. The state machine's heartbeat timeout retries the scan anyway.
+      // The worker sets its job's visibility to three heartbeat intervals as soon as it has checked the token,
+      // and keeps extending it: this only covers a worker that dies in between. A lost worker's job becomes
+      // visible again and the next worker continues it with the same task token (ScanObject has no heartbeat).
       visibilityTimeout: Duration.minutes(5),
       retentionPeriod: Duration.seconds(p.scanMaxTimeoutSeconds * 2),
-      maxReceiveCount: 3,
+      // Above the worker's own limit (MAX_JOB_DELIVERIES, then WorkerLostError): only jobs whose token could
+      // not be completed ever reach the DLQ.
+      maxReceiveCount: SCAN_JOBS_MAX_RECEIVE_COUNT,
     });
     [this.resultsMetricsQueue, this.resultsMetricsDlq] = queueWithDlq('ResultsMetrics', {
       visibilityTimeout: Duration.minutes(3),
@@ -216,6 +222,12 @@ export class ScanPipeline extends Construct {
       }),
       logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: true,
+    });
+    this.scanExecutionsArn = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      resourceName: `${this.stateMachine.stateMachineName}:*`,
     });
     const stateMachineRole = this.stateMachine.role;
     // Derived from statemachines/scan-object.asl.json, state by state.
@@ -312,7 +324,7 @@ export class ScanPipeline extends Construct {
         PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
         EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),
         EXCLUDED_KEY_SUFFIXES: p.excludedKeySuffixes.join(','),
-        SCAN_HEARTBEAT_SECONDS: String(p.scanHeartbeatSeconds),
+        SCAN_QUEUE_WAIT_SECONDS: String(p.scanQueueWaitSeconds),
         SCAN_BASE_TIMEOUT_SECONDS: String(p.scanBaseTimeoutSeconds),
         SCAN_MIN_BYTES_PER_SECOND: String(p.scanMinBytesPerSecond),
         SCAN_MAX_TIMEOUT_SECONDS: String(p.scanMaxTimeoutSeconds),
@@ -430,6 +442,16 @@ export class ScanPipeline extends Construct {
         sid: 'CompleteScanTasks',
         actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
         resources: [this.stateMachine.stateMachineArn],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        // Before reading an object the worker checks that someone still waits for the verdict. SendTaskHeartbeat
+        // answers InvalidToken for a token it does not know (and the local engine for every token of a task
+        // without HeartbeatSeconds): the job's execution then tells a dead token from a live one.
+        sid: 'CheckScanExecutions',
+        actions: ['states:DescribeExecution'],
+        resources: [this.scanExecutionsArn],
       }),
     );
     taskRole.addToPrincipalPolicy(

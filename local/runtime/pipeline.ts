@@ -14,7 +14,8 @@ export interface LocalRuntimeOptions {
   /** Worker setting: objects above this are Unscannable too-large without being downloaded. */
   readonly maxObjectBytes: number;
   readonly workerConcurrency?: number;
-  readonly heartbeatSeconds?: number;
+  /** Worker HEARTBEAT_INTERVAL_SECONDS: a job's visibility is three of these, so a lost worker's job returns that soon. */
+  readonly workerHeartbeatIntervalSeconds?: number;
   /** clamd size limits; the samples scale them down so every path is reachable with small files. */
   readonly clamdLimits?: ClamdLimits;
   /** Where logs, clamd's files and local.json go. Default .scanflow/ in the project. */
@@ -89,7 +90,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       prefix: 'scanflow-local',
     });
 
-    const heartbeatSeconds = options.heartbeatSeconds ?? 30;
     const serviceEndpoint = options.serviceEndpoint ? await options.serviceEndpoint(moto.endpoint) : moto.endpoint;
     const awsEnv = {
       AWS_ENDPOINT_URL: serviceEndpoint,
@@ -114,7 +114,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         SCAN_JOBS_QUEUE_URL: layout.queues.scanJobs,
         ...clamdAddressEnvironment(clamd.address),
         MAX_OBJECT_BYTES: String(options.maxObjectBytes),
-        HEARTBEAT_INTERVAL_SECONDS: String(Math.max(1, Math.floor(heartbeatSeconds / 3))),
+        HEARTBEAT_INTERVAL_SECONDS: String(options.workerHeartbeatIntervalSeconds ?? 10),
         ...(options.workerConcurrency ? { WORKER_CONCURRENCY: String(options.workerConcurrency) } : {}),
         METRICS_NAMESPACE: 'Scanflow',
         METRICS_DIMENSIONS: 'Pipeline=local',
@@ -141,7 +141,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       STATE_MACHINE_ARN: layout.stateMachineArn,
       PIPELINE_NAME: 'local',
       PIPELINE_BUCKETS: `${layout.buckets.destination},${layout.buckets.quarantine}`,
-      SCAN_HEARTBEAT_SECONDS: String(heartbeatSeconds),
       // moto's engine sends CopySource through botocore, which URL-encodes it itself (DESIGN.md).
       COPY_SOURCE_ENCODING: 'raw',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',

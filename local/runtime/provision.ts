@@ -9,6 +9,7 @@ import { CreateStateMachineCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
+import { SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
 import { renderScanObjectDefinition } from '../../statemachines/scan-object.js';
 
@@ -104,6 +105,9 @@ export async function provisionLocalPipeline(
     // A worker that dies mid-scan leaves its job to be seen again after this long.
     visibilityTimeoutSeconds: options.scanJobsVisibilitySeconds ?? 30,
     deadLetterArn: scanJobsDlq.arn,
+    // As deployed: above the worker's own limit of lost workers, so only jobs whose token could not be
+    // completed reach the DLQ.
+    maxReceiveCount: SCAN_JOBS_MAX_RECEIVE_COUNT,
   });
   const results = await createQueue(sqs, `${p}-results`, { visibilityTimeoutSeconds: 30 });
   const resultsMetrics = await createQueue(sqs, `${p}-results-metrics`, { visibilityTimeoutSeconds: 30 });

@@ -1,6 +1,7 @@
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
+  DescribeExecutionCommand,
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
@@ -19,8 +20,13 @@ import {
   createSfnClient,
   createSqsClient,
 } from '../../functions/commons/clients.js';
-import { InvalidScanJobError, ScannerUnavailableError, TASK_FAILURE_ERRORS } from '../../functions/commons/errors.js';
-import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
+import {
+  InvalidScanJobError,
+  ScannerUnavailableError,
+  TASK_FAILURE_ERRORS,
+  WorkerLostError,
+} from '../../functions/commons/errors.js';
+import { MAX_JOB_DELIVERIES, NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import {
   type ScanJob,
   type ScanResult,
@@ -103,11 +109,17 @@ export interface RunningWorker {
 
 /** Completion errors that mean the token can never be completed: the job is over, its message is garbage. */
 const DEAD_TOKEN_ERRORS = new Set(['TaskTimedOut', 'InvalidToken', 'TaskDoesNotExist']);
-/** Heartbeat errors that mean the task was closed. InvalidToken is not one: the local engine answers it for
- * a task without HeartbeatSeconds, and for a token it has not registered yet. */
+/**
+ * Heartbeat errors that mean the task was closed. InvalidToken is not one by itself: AWS answers it for a
+ * token it does not know, but the local engine (moto 5.2.5, measured) answers it for every token of a task
+ * without HeartbeatSeconds, live or dead. The job's execution then decides (see checkToken).
+ */
 const CLOSED_TASK_ERRORS = new Set(['TaskTimedOut', 'TaskDoesNotExist']);
 
 type Completion = 'completed' | 'dead-token' | 'failed';
+
+/** Whether anybody still waits for a job's verdict. `unknown` (the check itself failed) is treated as alive. */
+export type TokenState = 'alive' | 'closed' | 'unknown';
 
 /**
  * Starts the scan loop: long-poll scan-jobs, run up to `concurrency` jobs, complete each task token, then
@@ -267,40 +279,20 @@ export async function startWorker(
     await runJob(parsed.data, receipt, message, started);
   };
 
+  const extendVisibility = (receipt: string, seconds: number) =>
+    sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: config.queueUrl,
+        ReceiptHandle: receipt,
+        VisibilityTimeout: seconds,
+      }),
+    );
+
   const runJob = async (job: ScanJob, receipt: string, message: Message, started: number): Promise<void> => {
     const jobAbort = new AbortController();
     const signal = AbortSignal.any([jobAbort.signal, hardStop.signal]);
+    const deliveries = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
     let tokenDead = false;
-    const beat = async (): Promise<void> => {
-      const results = await Promise.allSettled([
-        sfn.send(new SendTaskHeartbeatCommand({ taskToken: job.taskToken })),
-        sqs.send(
-          new ChangeMessageVisibilityCommand({
-            QueueUrl: config.queueUrl,
-            ReceiptHandle: receipt,
-            VisibilityTimeout: visibilitySeconds(config.heartbeatIntervalMs),
-          }),
-        ),
-      ]);
-      const heartbeat = results[0];
-      if (heartbeat?.status === 'rejected') {
-        const name = errorName(heartbeat.reason);
-        if (CLOSED_TASK_ERRORS.has(name)) {
-          // The execution gave up on this attempt (timeout, retry with a fresh token): stop working for it.
-          tokenDead = true;
-          jobAbort.abort(new Error(`task is closed (${name})`));
-        } else {
-          log.warn('heartbeat failed', { key: job.object.key, error: heartbeat.reason });
-        }
-      }
-    };
-    // No heartbeat before the work starts: a token is valid as soon as it is issued on AWS, but the local
-    // engine registers the heartbeat after sending the message and answers InvalidToken until then. A stale
-    // redelivery is caught when its completion answers TaskTimedOut/InvalidToken, and deleted then.
-    const timer = setInterval(() => void beat(), config.heartbeatIntervalMs);
-    let completion: Completion = 'failed';
-    let verdict: VerdictName = 'Error';
-    let bytes = 0;
     const fields: Record<string, unknown> = {
       bucket: job.object.bucket,
       key: job.object.key,
@@ -308,6 +300,56 @@ export async function startWorker(
       executionArn: job.executionArn,
       receiveCount: message.Attributes?.ApproximateReceiveCount,
     };
+    /**
+     * One heartbeat: is the task still open, and keep the message invisible for three more intervals (so a
+     * worker that dies leaves its job to the next worker within that long, with the same, still valid token).
+     */
+    const beat = async (): Promise<{ state: TokenState; detail: string }> => {
+      const [token] = await Promise.all([
+        checkToken(sfn, job),
+        extendVisibility(receipt, visibilitySeconds(config.heartbeatIntervalMs)).catch((error: unknown) =>
+          log.warn('extending the job visibility failed', { key: job.object.key, error }),
+        ),
+      ]);
+      if (token.state === 'unknown') log.warn('token check failed; carrying on', { key: job.object.key, ...token });
+      if (token.state === 'closed') {
+        // The execution gave up on this task (it ended, timed out or was stopped): stop working for it.
+        tokenDead = true;
+        jobAbort.abort(new Error(`task is closed (${token.detail})`));
+      }
+      return token;
+    };
+
+    // Before anything is read: a job whose execution already ended (it waited longer than its timeout, or it
+    // is a stale redelivery) is dropped here, without a single S3 request.
+    const first = await beat();
+    if (first.state === 'closed') {
+      await deleteMessage(sqs, config.queueUrl, receipt, log);
+      log.info('job dropped: its task is closed', { ...fields, token: first.detail, ms: Date.now() - started });
+      return;
+    }
+    // Workers before this one took the job and never finished it (each died, was killed, or lost its hold on
+    // the message): a job that takes its worker down every time ends now, as Error, instead of taking more.
+    if (deliveries > MAX_JOB_DELIVERIES) {
+      const failure = new WorkerLostError(
+        `taken by ${deliveries - 1} workers before this one, none of which finished it (MAX_JOB_DELIVERIES ${MAX_JOB_DELIVERIES})`,
+      );
+      const completion = await completeToken(sfn, job.taskToken, { error: failure }, tuning, log);
+      if (completion !== 'failed') await deleteMessage(sqs, config.queueUrl, receipt, log);
+      if (completion !== 'dead-token') metrics.record({ verdict: 'Error', bytes: 0, ms: Date.now() - started });
+      log.error('job failed: its workers were lost', {
+        ...fields,
+        error: failure.name,
+        detail: failure.message,
+        completion,
+      });
+      return;
+    }
+
+    const timer = setInterval(() => void beat(), config.heartbeatIntervalMs);
+    let completion: Completion = 'failed';
+    let verdict: VerdictName = 'Error';
+    let bytes = 0;
     try {
       const outcome = await scanObject(
         job,
@@ -350,7 +392,7 @@ export async function startWorker(
       completion = await completeToken(sfn, job.taskToken, { result }, tuning, log);
     } catch (error) {
       if (signal.aborted) {
-        // Closed task or shutdown deadline: leave the token alone; a dead one is deleted, a live one redelivered.
+        // Closed task or shutdown deadline: leave the token alone; a dead one is deleted, a live one released.
         completion = tokenDead ? 'dead-token' : 'failed';
         Object.assign(fields, {
           aborted: signal.reason instanceof Error ? signal.reason.message : String(signal.reason),
@@ -367,6 +409,13 @@ export async function startWorker(
     // Delete only once the token is completed (or can never be): otherwise the message comes back and
     // another worker finishes the job.
     if (completion !== 'failed') await deleteMessage(sqs, config.queueUrl, receipt, log);
+    else if (hardStop.signal.aborted && !tokenDead) {
+      // Abandoned at the shutdown deadline with its token still valid: visible again at once, so the next
+      // worker continues it now rather than after the visibility this worker last set.
+      await extendVisibility(receipt, 0).catch((error: unknown) =>
+        log.warn('releasing the abandoned job failed; it comes back after its visibility timeout', { error }),
+      );
+    }
     const ms = Date.now() - started;
     if (completion !== 'dead-token') metrics.record({ verdict, bytes, ms });
     log.info('job done', { ...fields, completion, ms, bytes });
@@ -388,6 +437,10 @@ export async function startWorker(
       }
       let messages: Message[] = [];
       try {
+        // Not aborted when stopping begins, only at the grace deadline: an aborted long poll still takes
+        // messages off the queue and hands them to the closed connection, which hides them for the queue's
+        // visibility timeout (measured with moto: a job started right after a worker stopped waited 30 s
+        // for the next one; SQS promises nothing better). The poll ends within pollWaitSeconds anyway.
         const response = await sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: config.queueUrl,
@@ -395,7 +448,7 @@ export async function startWorker(
             WaitTimeSeconds: tuning.pollWaitSeconds,
             MessageSystemAttributeNames: ['ApproximateReceiveCount'],
           }),
-          { abortSignal: stopRequested.signal },
+          { abortSignal: hardStop.signal },
         );
         messages = response.Messages ?? [];
         failures = 0;
@@ -404,8 +457,20 @@ export async function startWorker(
         failures += 1;
         const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
         log.warn('receiving scan jobs failed', { error, retryInMs: delay });
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(delay, stopRequested.signal);
         continue;
+      }
+      if (stopping) {
+        // Taken by the last poll after stop() began: visible again at once for the rest of the pool.
+        await Promise.all(
+          messages.map((message) =>
+            extendVisibility(message.ReceiptHandle ?? '', 0).catch((error: unknown) =>
+              log.warn('handing back a job at stop failed; it comes back after its visibility timeout', { error }),
+            ),
+          ),
+        );
+        if (messages.length > 0) log.info('jobs handed back at stop', { count: messages.length });
+        break;
       }
       for (const message of messages) {
         const job = handleMessage(message).catch((error: unknown) => {
@@ -432,20 +497,16 @@ export async function startWorker(
         stopping = true;
         stopRequested.abort();
         slotFreed?.();
-        await loop;
         log.info('worker stopping', { inFlight: running.size, graceMs: config.shutdownGraceMs });
-        const drained = Promise.allSettled([...running]).then(() => true);
-        let graceTimer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<boolean>((resolve) => {
-          graceTimer = setTimeout(() => resolve(false), config.shutdownGraceMs);
-        });
-        const finished = await Promise.race([drained, timedOut]);
-        clearTimeout(graceTimer);
-        if (!finished) {
-          log.warn('shutdown grace over; abandoning in-flight jobs to redelivery', { inFlight: running.size });
+        // One deadline from SIGTERM for the last poll and the jobs in flight: ECS kills the task at its stop
+        // timeout, whatever is still running.
+        const graceTimer = setTimeout(() => {
+          log.warn('shutdown grace over; abandoning in-flight jobs to the next worker', { inFlight: running.size });
           hardStop.abort(new Error('shutdown grace over'));
-          await Promise.allSettled([...running]);
-        }
+        }, config.shutdownGraceMs);
+        await loop;
+        await Promise.allSettled([...running]);
+        clearTimeout(graceTimer);
         health.close();
         await signatures.close();
         await metrics.close();
@@ -498,6 +559,19 @@ export function buildScanResult(verdict: Verdict, context: ScanResultContext): S
   });
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
 async function waitForClamd(scanner: ClamdScanner, timeoutMs: number, log: Logger): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let logged = false;
@@ -546,6 +620,38 @@ async function completeToken(
   return 'failed';
 }
 
+/**
+ * Whether the task behind `job` is still open: SendTaskHeartbeat, and when that answers InvalidToken (AWS: a
+ * token it does not know; the local engine: any token of a task without HeartbeatSeconds) the job's
+ * execution: a token of an execution that is no longer RUNNING can never be completed. Anything that fails
+ * the check itself is `unknown`, which the caller treats as alive: a job is only dropped on proof, and the
+ * completion at the end still finds a dead token.
+ */
+export async function checkToken(
+  sfn: SFNClient,
+  job: Pick<ScanJob, 'taskToken' | 'executionArn'>,
+): Promise<{ state: TokenState; detail: string }> {
+  try {
+    await sfn.send(new SendTaskHeartbeatCommand({ taskToken: job.taskToken }));
+    return { state: 'alive', detail: 'heartbeat accepted' };
+  } catch (error) {
+    const name = errorName(error);
+    if (CLOSED_TASK_ERRORS.has(name)) return { state: 'closed', detail: name };
+    if (name !== 'InvalidToken') return { state: 'unknown', detail: `heartbeat: ${name || String(error)}` };
+    if (job.executionArn === undefined) return { state: 'unknown', detail: 'InvalidToken, and no execution to ask' };
+  }
+  try {
+    const described = await sfn.send(new DescribeExecutionCommand({ executionArn: job.executionArn }));
+    return described.status === 'RUNNING'
+      ? { state: 'alive', detail: 'execution running' }
+      : { state: 'closed', detail: `InvalidToken, execution ${described.status ?? 'ended'}` };
+  } catch (error) {
+    const name = errorName(error);
+    if (name === 'ExecutionDoesNotExist') return { state: 'closed', detail: 'InvalidToken, no such execution' };
+    return { state: 'unknown', detail: `DescribeExecution: ${name || String(error)}` };
+  }
+}
+
 async function deleteMessage(sqs: SQSClient, queueUrl: string, receipt: string, log: Logger): Promise<void> {
   for (let attempt = 1; attempt <= 3; attempt += 1) {
     try {
@@ -559,7 +665,11 @@ async function deleteMessage(sqs: SQSClient, queueUrl: string, receipt: string, 
   }
 }
 
-/** Long enough to survive one missed heartbeat; SQS caps visibility at 12 hours. */
+/**
+ * Three heartbeat intervals: long enough to survive a missed heartbeat, short enough that a lost worker's job
+ * is soon visible to the next worker (WORKER_LOSS_SECONDS allows for three intervals of at most 60 s). SQS
+ * caps visibility at 12 hours.
+ */
 function visibilitySeconds(heartbeatIntervalMs: number): number {
   return Math.min(43_200, Math.max(30, Math.ceil((heartbeatIntervalMs * 3) / 1000)));
 }

@@ -45,8 +45,13 @@ async function uploadAndScan(key: string, body: string, verdict: Verdict | 'hold
     pipelineBuckets: new Set([destination, quarantine]),
     excludedKeyPrefixes: [],
     excludedKeySuffixes: [],
-    // Heartbeats far apart: a held scan stays RUNNING for the whole file.
-    timing: { heartbeatSeconds: 3600, baseTimeoutSeconds: 7200, minBytesPerSecond: 1_000_000, maxTimeoutSeconds: 7200 },
+    // A long timeout: a held scan stays RUNNING for the whole file.
+    timing: {
+      queueWaitSeconds: 3600,
+      baseTimeoutSeconds: 7200,
+      minBytesPerSecond: 1_000_000,
+      maxTimeoutSeconds: 10800,
+    },
     copySourceEncoding: 'raw',
   };
   const started = await startScan(

@@ -1,5 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
-import { DEFAULT_SCAN_TIMING } from '../../functions/commons/scan-execution.js';
+import { DEFAULT_SCAN_TIMING, MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS } from '../../functions/commons/scan-execution.js';
 import { readScanflowConfig, unknownScanflowContextKeys } from '../../infra/lib/config.js';
 import {
   CLAMAV_MAX_OBJECT_BYTES,
@@ -24,11 +24,13 @@ function problemsOf(action: () => unknown): readonly string[] {
 describe('ScanPipeline props', () => {
   test('defaults match the start-scan and worker defaults', () => {
     const p = resolveScanPipelineProps();
-    expect(p.scanHeartbeatSeconds).toBe(DEFAULT_SCAN_TIMING.heartbeatSeconds);
+    expect(p.scanQueueWaitSeconds).toBe(DEFAULT_SCAN_TIMING.queueWaitSeconds);
     expect(p.scanBaseTimeoutSeconds).toBe(DEFAULT_SCAN_TIMING.baseTimeoutSeconds);
     expect(p.scanMinBytesPerSecond).toBe(DEFAULT_SCAN_TIMING.minBytesPerSecond);
     expect(p.scanMaxTimeoutSeconds).toBe(DEFAULT_SCAN_TIMING.maxTimeoutSeconds);
-    expect(p.workerHeartbeatIntervalSeconds * 3).toBeLessThanOrEqual(p.scanHeartbeatSeconds);
+    expect(p.workerHeartbeatIntervalSeconds).toBeLessThanOrEqual(MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS);
+    // The age alarm fires while waiting jobs can still get their verdicts.
+    expect(p.oldestScanJobAgeAlarmThreshold.toSeconds()).toBeLessThan(p.scanQueueWaitSeconds);
     expect(p.metricsNamespace).toBe('Scanflow');
     expect(p.minWorkers).toBe(0);
     expect(p.workerEphemeralStorageGiB).toBe(21);
@@ -43,7 +45,7 @@ describe('ScanPipeline props', () => {
         workerCpu: 1024,
         workerMemoryMiB: 512,
         maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES + 1,
-        workerHeartbeatIntervalSeconds: 30,
+        workerHeartbeatIntervalSeconds: 90,
         workerConcurrency: 33,
         existingProtectedBucketNames: ['Not_A_Bucket', 'same'],
         existingDestinationBucketName: 'same',
@@ -57,7 +59,7 @@ describe('ScanPipeline props', () => {
       /minWorkers \(5\) must not exceed maxWorkers \(2\)/,
       /workerMemoryMiB 512 is not valid with workerCpu 1024/,
       /maxObjectBytes/,
-      /workerHeartbeatIntervalSeconds \(30\) must be at most a third of scanHeartbeatSeconds \(60\)/,
+      /workerHeartbeatIntervalSeconds must be an integer from 1 to 60 \(got 90\)/,
       /workerConcurrency/,
       /existingProtectedBucketNames\[0\] is not a valid S3 bucket name/,
       /existingDestinationBucketName 'same' is also a protected bucket/,
@@ -124,10 +126,10 @@ describe('ScanPipeline props', () => {
       expect.arrayContaining([
         expect.stringMatching(/^minWorkers/),
         expect.stringMatching(
-          /^scanBaseTimeoutSeconds \(300\) must be at least 1200: clamd's MaxScanTime \(900 s, scanner-image\/clamd.conf\) plus 300 s for queueing and setup/,
+          /^scanBaseTimeoutSeconds \(300\) must be at least 1200: clamd's MaxScanTime \(900 s, scanner-image\/clamd.conf\) plus 120 s for setup and 180 s for one lost worker/,
         ),
         expect.stringMatching(
-          /^scanMaxTimeoutSeconds \(1500\) must be at least 1712 for objects of up to 1073741824 bytes: .* streaming at scanMinBytesPerSecond/,
+          /^scanMaxTimeoutSeconds \(1500\) must be at least 3512 for objects of up to 1073741824 bytes: scanQueueWaitSeconds \(1800 s\) in the queue, .* streaming at scanMinBytesPerSecond/,
         ),
       ]),
     );
@@ -138,7 +140,31 @@ describe('ScanPipeline props', () => {
     const problems = problemsOf(() =>
       resolveScanPipelineProps({ maxObjectBytes: CLAMAV_MAX_OBJECT_BYTES, scanMinBytesPerSecond: 100 * 1024 }),
     );
-    expect(problems).toEqual([expect.stringMatching(/^scanMaxTimeoutSeconds \(10800\) must be at least 22172 /)]);
+    expect(problems).toEqual([expect.stringMatching(/^scanMaxTimeoutSeconds \(10800\) must be at least 23972 /)]);
+  });
+
+  test('the timeout covers the queue wait, and the age alarm fires before a waiting job times out', () => {
+    expect(resolveScanPipelineProps({ scanQueueWaitSeconds: 3600 }).scanQueueWaitSeconds).toBe(3600);
+    const problems = problemsOf(() =>
+      resolveScanPipelineProps({
+        scanQueueWaitSeconds: 600,
+        oldestScanJobAgeAlarmThreshold: Duration.minutes(10),
+        scanMaxTimeoutSeconds: 1700,
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^scanMaxTimeoutSeconds \(1700\) must be at least scanQueueWaitSeconds \+ scanBaseTimeoutSeconds \(1800\)/,
+        ),
+        expect.stringMatching(
+          /^oldestScanJobAgeAlarmThreshold \(600 s\) must be less than scanQueueWaitSeconds \(600\)/,
+        ),
+      ]),
+    );
+    expect(problemsOf(() => resolveScanPipelineProps({ scanQueueWaitSeconds: 30 }))).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^scanQueueWaitSeconds must be an integer from 60 to 43200/)]),
+    );
   });
 
   test('the error message names every problem on its own line', () => {

@@ -1,4 +1,5 @@
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
+import { MAX_JOB_DELIVERIES, SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
 import { readScanObjectDefinitionTemplate, renderDefinition } from '../../statemachines/scan-object.js';
 import {
@@ -228,7 +229,7 @@ describe('IAM', () => {
     expect(statement?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'Scanflow' } });
   });
 
-  test('the worker consumes scan-jobs, completes task tokens, reads protected objects and the destination object of its key, nothing else', () => {
+  test('the worker consumes scan-jobs, completes task tokens, checks its executions, reads protected objects and the destination object of its key, nothing else', () => {
     const statements = statementsOfRole(template, ids.taskRole);
     const actions = statements.flatMap(actionsOf).sort();
     expect(actions).toEqual(
@@ -244,6 +245,7 @@ describe('IAM', () => {
         'sqs:ChangeMessageVisibility',
         'sqs:DeleteMessage',
         'sqs:ReceiveMessage',
+        'states:DescribeExecution',
         'states:SendTaskFailure',
         'states:SendTaskHeartbeat',
         'states:SendTaskSuccess',
@@ -251,6 +253,9 @@ describe('IAM', () => {
     );
     const taskResponse = statements.find((s) => actionsOf(s).includes('states:SendTaskSuccess'));
     expect(taskResponse?.Resource).toEqual({ Ref: ids.stateMachine });
+    // Only the executions of scan-object: arn:…:execution:<state machine name>:*
+    const executions = statements.find((s) => actionsOf(s).includes('states:DescribeExecution'));
+    expect(JSON.stringify(executions?.Resource)).toMatch(/:execution:"?.*"Fn::GetAtt":\["[^"]*","Name"\].*:\*"/);
   });
 
   test('the worker may read the destination object and tags of a key, and nothing else of the destination', () => {
@@ -476,6 +481,14 @@ describe('events and queues', () => {
     });
   });
 
+  test('a lost worker never sends a scan job to its DLQ: the worker fails the task first', () => {
+    const queue = template.findResources('AWS::SQS::Queue')[ids.scanJobs] as {
+      Properties: { RedrivePolicy?: { maxReceiveCount: number } };
+    };
+    expect(queue.Properties.RedrivePolicy?.maxReceiveCount).toBe(SCAN_JOBS_MAX_RECEIVE_COUNT);
+    expect(SCAN_JOBS_MAX_RECEIVE_COUNT).toBeGreaterThan(MAX_JOB_DELIVERIES + 1);
+  });
+
   test.each(['scanRequests', 'scanJobs'] as const)('%s has a dead-letter queue', (which) => {
     const queue = template.findResources('AWS::SQS::Queue')[ids[which]] as {
       Properties: { RedrivePolicy?: { deadLetterTargetArn: unknown } };
@@ -524,7 +537,7 @@ describe('start-scan function', () => {
           PIPELINE_BUCKETS: { 'Fn::Join': ['', [{ Ref: ids.destination }, ',', { Ref: ids.quarantine }]] },
           EXCLUDED_KEY_PREFIXES: '',
           EXCLUDED_KEY_SUFFIXES: '',
-          SCAN_HEARTBEAT_SECONDS: '60',
+          SCAN_QUEUE_WAIT_SECONDS: '1800',
           SCAN_BASE_TIMEOUT_SECONDS: '1200',
           SCAN_MIN_BYTES_PER_SECOND: '2097152',
           SCAN_MAX_TIMEOUT_SECONDS: '10800',

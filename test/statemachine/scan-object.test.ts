@@ -44,8 +44,7 @@ beforeAll(async () => {
     pipelineBuckets: new Set([pipeline.layout.buckets.destination, pipeline.layout.buckets.quarantine]),
     excludedKeyPrefixes: ['ignored/'],
     excludedKeySuffixes: [],
-    // Short heartbeats so a lost worker is noticed within seconds in the heartbeat test.
-    timing: { heartbeatSeconds: 2, baseTimeoutSeconds: 60, minBytesPerSecond: 1_000_000, maxTimeoutSeconds: 120 },
+    timing: { queueWaitSeconds: 60, baseTimeoutSeconds: 60, minBytesPerSecond: 1_000_000, maxTimeoutSeconds: 300 },
     copySourceEncoding: 'raw',
   };
 }, 60_000);
@@ -76,11 +75,16 @@ interface Started {
 }
 
 /** Uploads, then starts the scan the way start-scan does for an event naming this key. */
-async function uploadAndStart(key: string, body = 'content', tags: readonly S3Tag[] = []): Promise<Started> {
+async function uploadAndStart(
+  key: string,
+  body = 'content',
+  tags: readonly S3Tag[] = [],
+  startConfig: StartScanConfig = config,
+): Promise<Started> {
   await upload(key, body, tags);
   const outcome = await startScan(
     { bucket: pipeline.layout.buckets.staging, keyCandidates: [key] },
-    { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config },
+    { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config: startConfig },
   );
   if (outcome.outcome !== 'started') throw new Error(`expected a started execution, got ${outcome.outcome}`);
   const accountAndMachine = pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:');
@@ -294,20 +298,47 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(await exists(destination, started.key)).toBe(true);
   }, 60_000);
 
-  it('retries when the worker stops heartbeating, then ends as Error', async () => {
-    const started = await uploadAndStart('heartbeat/lost.txt');
-    // Three attempts (the first and two retries) each put a job on the queue; nobody answers any of them.
-    for (let attempt = 0; attempt < 3; attempt++) await job(started);
+  it('gives a job that waited in scan-jobs for a worker its verdict: waiting is not worker silence', async () => {
+    const started = await uploadAndStart('waiting/cold-start.txt', 'scanned at last');
+    // No worker for a while (a scale-out from zero takes minutes on AWS): longer than the old 2 s heartbeat
+    // timeout and both of its retries. The scenario under test, not a wait for a result.
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
+
+    const path = await finish(started);
+    expect(path).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'PromoteObject',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification).toMatchObject({ verdict: 'Clean', failure: null });
+  }, 90_000);
+
+  it('ends as Error States.Timeout, with one job and no retry, when no worker takes it before its timeout', async () => {
+    const short: StartScanConfig = {
+      ...config,
+      // Timeout = queue wait + base + size ÷ rate = 1 + 2 + 1 s.
+      timing: { queueWaitSeconds: 1, baseTimeoutSeconds: 2, minBytesPerSecond: 1_000_000, maxTimeoutSeconds: 10 },
+    };
+    const started = await uploadAndStart('timeout/nobody-came.txt', 'content', [], short);
 
     const path = await finish(started);
     expect(path).toEqual(['ScanObject', 'RecordScanError', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
     const tags = tagMap(await tagsOf(staging, started.key, started.versionId));
     expect(tags['scan-result']).toBe('Error');
-    // AWS reports States.HeartbeatTimeout; the local engine reports it as States.Timeout (DESIGN.md).
-    expect(['States.HeartbeatTimeout', 'States.Timeout']).toContain(tags['scan-reason']);
+    expect(tags['scan-reason']).toBe('States.Timeout');
     const result = await notificationFor(started.executionArn);
-    expect(result.notification.verdict).toBe('Error');
-  }, 90_000);
+    expect(result.notification).toMatchObject({ verdict: 'Error', failure: { Error: 'States.Timeout' } });
+    // A timeout is final: no second message was queued beside the first (which a worker drops unread).
+    await job(started);
+    await expect(
+      takeScanJob(pipeline.clients.sqs, pipeline.layout.queues.scanJobs, started.executionArn, 3_000),
+    ).rejects.toThrow(/no scan job/);
+  }, 60_000);
 
   it('reports an upload deleted before its scan as Unscannable deleted, in one notification', async () => {
     const { started, scanJob } = await startThenDelete('gone/during-scan.txt', 'version');

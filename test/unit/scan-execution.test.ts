@@ -5,10 +5,15 @@ import {
   copySourceFor,
   DEFAULT_SCAN_TIMING,
   executionNameFor,
+  MAX_JOB_DELIVERIES,
+  MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS,
   MIN_BASE_TIMEOUT_SECONDS,
+  SCAN_JOBS_MAX_RECEIVE_COUNT,
   SCAN_OVERHEAD_SECONDS,
+  SCAN_SETUP_SECONDS,
   scanTimeoutSeconds,
   scanTimingProblems,
+  WORKER_LOSS_SECONDS,
 } from '../../functions/commons/scan-execution.js';
 import { MAX_VERDICT_TAGS, S3_MAX_TAGS_PER_OBJECT } from '../../functions/commons/verdict.js';
 import { CLAMAV_MAX_OBJECT_BYTES, SCAN_PIPELINE_DEFAULTS } from '../../infra/lib/scan-pipeline-props.js';
@@ -108,10 +113,22 @@ describe('buildScanExecutionInput', () => {
 
 describe('scanTimeoutSeconds', () => {
   it('grows with the object size and is capped', () => {
-    const policy = { heartbeatSeconds: 60, baseTimeoutSeconds: 100, minBytesPerSecond: 1000, maxTimeoutSeconds: 500 };
+    const policy = { queueWaitSeconds: 0, baseTimeoutSeconds: 100, minBytesPerSecond: 1000, maxTimeoutSeconds: 500 };
     expect(scanTimeoutSeconds(0, policy)).toBe(100);
     expect(scanTimeoutSeconds(100_000, policy)).toBe(200);
     expect(scanTimeoutSeconds(10_000_000, policy)).toBe(500);
+  });
+
+  it('adds the queue wait: the task clock runs while the job waits for a worker', () => {
+    const policy = { queueWaitSeconds: 50, baseTimeoutSeconds: 100, minBytesPerSecond: 1000, maxTimeoutSeconds: 500 };
+    expect(scanTimeoutSeconds(0, policy)).toBe(150);
+    expect(scanTimeoutSeconds(100_000, policy)).toBe(250);
+    expect(scanTimeoutSeconds(10_000_000, policy)).toBe(500);
+  });
+
+  it('is the only clock of the execution input: no heartbeat timeout', () => {
+    const input = buildScanExecutionInput(identity, [], { timing: DEFAULT_SCAN_TIMING, copySourceEncoding: 'url' });
+    expect(input.limits).toEqual({ timeoutSeconds: scanTimeoutSeconds(identity.size, DEFAULT_SCAN_TIMING) });
   });
 });
 
@@ -119,6 +136,7 @@ describe('the ScanObject task timeout against clamd (scanner-image/clamd.conf)',
   /** Read from the file clamd reads, not from the constant the code uses. */
   const maxScanSeconds = Number(optionValue(readFileSync(IMAGE_CLAMD_CONF, 'utf8'), 'MaxScanTime')) / 1000;
   const rate = DEFAULT_SCAN_TIMING.minBytesPerSecond;
+  /** Once a worker has the job; the timeout must also cover the queue wait before it. */
   const longest = (size: number): number => SCAN_OVERHEAD_SECONDS + Math.ceil(size / rate) + maxScanSeconds;
   const largest = Math.max(WORKER_DEFAULTS.maxObjectBytes, CLAMAV_MAX_OBJECT_BYTES);
   /** Every size where the rounding steps, around a spread of magnitudes up to the largest object. */
@@ -139,30 +157,51 @@ describe('the ScanObject task timeout against clamd (scanner-image/clamd.conf)',
     largest,
   ].filter((size) => size >= 0 && size <= largest);
 
-  it('outlasts clamd for every object size up to the largest the worker accepts, with the defaults', () => {
+  it('outlasts a full queue wait and then clamd, for every object size up to the largest the worker accepts, with the defaults', () => {
     expect(maxScanSeconds).toBeGreaterThan(0);
     for (const size of sizes) {
       const timeout = scanTimeoutSeconds(size, DEFAULT_SCAN_TIMING);
-      expect({ size, enough: timeout >= longest(size) }).toEqual({ size, enough: true });
+      const needed = DEFAULT_SCAN_TIMING.queueWaitSeconds + longest(size);
+      expect({ size, enough: timeout >= needed }).toEqual({ size, enough: true });
     }
-    expect(scanTimingProblems(DEFAULT_SCAN_TIMING, largest, { base: 'b', max: 'm', rate: 'r' })).toEqual([]);
+    const names = { queueWait: 'q', base: 'b', max: 'm', rate: 'r' };
+    expect(scanTimingProblems(DEFAULT_SCAN_TIMING, largest, names)).toEqual([]);
   });
 
-  it('derives the default base timeout from MaxScanTime plus the queueing and setup overhead', () => {
+  it('derives the default base timeout from MaxScanTime plus setup and one lost worker', () => {
     expect(DEFAULT_SCAN_TIMING.baseTimeoutSeconds).toBe(MIN_BASE_TIMEOUT_SECONDS);
     expect(MIN_BASE_TIMEOUT_SECONDS).toBe(SCAN_OVERHEAD_SECONDS + maxScanSeconds);
-    expect(DEFAULT_SCAN_TIMING.heartbeatSeconds).toBeLessThan(DEFAULT_SCAN_TIMING.baseTimeoutSeconds);
+    expect(SCAN_OVERHEAD_SECONDS).toBe(SCAN_SETUP_SECONDS + WORKER_LOSS_SECONDS);
+    // A lost worker's job is visible again after three heartbeat intervals (the worker's visibility extension).
+    expect(WORKER_LOSS_SECONDS).toBe(3 * MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS);
+    expect(WORKER_DEFAULTS.heartbeatIntervalSeconds).toBeLessThanOrEqual(MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS);
+  });
+
+  it('lets the worker fail a job its workers keep dying on before the queue dead-letters it', () => {
+    // The (MAX_JOB_DELIVERIES + 1)th delivery fails the token; one more retries that SendTaskFailure.
+    expect(SCAN_JOBS_MAX_RECEIVE_COUNT).toBeGreaterThan(MAX_JOB_DELIVERIES + 1);
   });
 
   it('names each bound a policy breaks', () => {
-    const names = { base: 'BASE', max: 'MAX', rate: 'RATE' };
-    const tooShort = { ...DEFAULT_SCAN_TIMING, baseTimeoutSeconds: 300, maxTimeoutSeconds: 1500 };
+    const names = { queueWait: 'WAIT', base: 'BASE', max: 'MAX', rate: 'RATE' };
+    const tooShort = {
+      ...DEFAULT_SCAN_TIMING,
+      queueWaitSeconds: 600,
+      baseTimeoutSeconds: 300,
+      maxTimeoutSeconds: 1500,
+    };
     expect(scanTimingProblems(tooShort, 1024 ** 3, names)).toEqual([
       expect.stringMatching(/^BASE \(300\) must be at least 1200: clamd's MaxScanTime \(900 s/),
-      expect.stringMatching(/^MAX \(1500\) must be at least 1712 for objects of up to 1073741824 bytes/),
+      expect.stringMatching(
+        /^MAX \(1500\) must be at least 2312 for objects of up to 1073741824 bytes: WAIT \(600 s\)/,
+      ),
     ]);
-    // Without the largest object only the base is checked.
+    // Without the largest object the base and the cap are checked.
     expect(scanTimingProblems(tooShort, undefined, names)).toHaveLength(1);
+    const capped = { ...DEFAULT_SCAN_TIMING, queueWaitSeconds: 3600, maxTimeoutSeconds: 4000 };
+    expect(scanTimingProblems(capped, undefined, names)).toEqual([
+      expect.stringMatching(/^MAX \(4000\) must be at least WAIT \+ BASE \(4800\)/),
+    ]);
   });
 });
 

@@ -18,6 +18,10 @@ const resources = {
 
 interface AslState {
   Type: string;
+  HeartbeatSeconds?: number;
+  HeartbeatSecondsPath?: string;
+  TimeoutSeconds?: number;
+  TimeoutSecondsPath?: string;
   Retry?: { ErrorEquals: string[] }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   Parameters?: Record<string, unknown>;
@@ -60,6 +64,24 @@ describe('statemachines/scan-object.asl.json', () => {
     const custom = named.filter((name) => !name.startsWith('States.') && !/^[A-Za-z0-9]+\.[A-Za-z]+$/.test(name));
     expect(custom.length).toBeGreaterThan(0);
     for (const name of custom) expect(exported).toContain(name);
+  });
+
+  it('never lets waiting for a worker end a scan: ScanObject has no heartbeat clock, only the timeout covering the wait', () => {
+    const scanObject = definition.States.ScanObject as AslState;
+    expect(scanObject.HeartbeatSeconds).toBeUndefined();
+    expect(scanObject.HeartbeatSecondsPath).toBeUndefined();
+    expect(scanObject.TimeoutSecondsPath).toBe('$.limits.timeoutSeconds');
+    // A timeout or a job that kept killing its workers is final: a retry would only queue a second message.
+    const retried = (scanObject.Retry ?? []).flatMap((rule) => rule.ErrorEquals);
+    for (const name of ['States.Timeout', 'States.HeartbeatTimeout', 'States.ALL', 'WorkerLostError']) {
+      expect(retried).not.toContain(name);
+    }
+    const caughtBy = (name: string) => scanObject.Catch?.find((rule) => rule.ErrorEquals.includes(name))?.Next;
+    expect(caughtBy('States.Timeout')).toBe('RecordScanError');
+    expect(caughtBy('WorkerLostError')).toBe('RecordScanError');
+    // The message names its execution: a worker checks it before reading a job whose token may be dead.
+    const body = (scanObject.Parameters as { MessageBody: Record<string, string> }).MessageBody;
+    expect(body['executionArn.$']).toBe('$$.Execution.Id');
   });
 
   it('writes the first tags of the Error order on the error path, no more than always fit', () => {

@@ -14,21 +14,21 @@ describe('loadStartScanConfig', () => {
     expect(config.pipelineBuckets).toEqual(new Set(['clean', 'quarantine']));
     expect(config.excludedKeyPrefixes).toEqual(['tmp/']);
     expect(config.excludedKeySuffixes).toEqual([]);
-    expect(config.timing.heartbeatSeconds).toBe(60);
+    expect(config.timing.queueWaitSeconds).toBe(1800);
     expect(config.copySourceEncoding).toBe('url');
   });
 
   it('names every bad variable and what it accepts, in one error', () => {
     let caught: unknown;
     try {
-      loadStartScanConfig({ SCAN_HEARTBEAT_SECONDS: 'soon', COPY_SOURCE_ENCODING: 'base64' });
+      loadStartScanConfig({ SCAN_QUEUE_WAIT_SECONDS: 'soon', COPY_SOURCE_ENCODING: 'base64' });
     } catch (error) {
       caught = error;
     }
     expect(caught).toBeInstanceOf(ConfigurationError);
     const message = (caught as Error).message;
     expect(message).toMatch(/STATE_MACHINE_ARN/);
-    expect(message).toMatch(/SCAN_HEARTBEAT_SECONDS: expected a whole number > 0, got "soon"/);
+    expect(message).toMatch(/SCAN_QUEUE_WAIT_SECONDS: expected a whole number > 0, got "soon"/);
     expect(message).toMatch(/COPY_SOURCE_ENCODING: expected one of: url, raw/);
   });
 
@@ -39,10 +39,22 @@ describe('loadStartScanConfig', () => {
     expect(loadStartScanConfig({ STATE_MACHINE_ARN: arn }).timing.baseTimeoutSeconds).toBe(1200);
   });
 
-  it('refuses a heartbeat that is not shorter than the timeout', () => {
+  it('refuses a cap that would cut the queue wait or the scan', () => {
     expect(() =>
-      loadStartScanConfig({ STATE_MACHINE_ARN: arn, SCAN_HEARTBEAT_SECONDS: '300', SCAN_BASE_TIMEOUT_SECONDS: '300' }),
-    ).toThrow(/SCAN_HEARTBEAT_SECONDS/);
+      loadStartScanConfig({
+        STATE_MACHINE_ARN: arn,
+        SCAN_QUEUE_WAIT_SECONDS: '3600',
+        SCAN_MAX_TIMEOUT_SECONDS: '4000',
+      }),
+    ).toThrow(
+      /SCAN_MAX_TIMEOUT_SECONDS \(4000\) must be at least SCAN_QUEUE_WAIT_SECONDS \+ SCAN_BASE_TIMEOUT_SECONDS \(4800\)/,
+    );
+  });
+
+  it('refuses the retired heartbeat setting rather than ignore it', () => {
+    expect(() => loadStartScanConfig({ STATE_MACHINE_ARN: arn, SCAN_HEARTBEAT_SECONDS: '60' })).toThrow(
+      /SCAN_HEARTBEAT_SECONDS: no longer used: ScanObject has no heartbeat timeout/,
+    );
   });
 });
 

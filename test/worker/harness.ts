@@ -58,8 +58,14 @@ export interface WorkerHarness {
   readonly logDir: string;
   /** A scan-jobs queue of its own, for a test that runs its own worker. */
   createQueue(name: string): Promise<string>;
-  /** Minimal state machine: one sqs:sendMessage.waitForTaskToken Task that sends {taskToken, object}. */
-  createStateMachine(name: string, options?: { queueUrl?: string; heartbeatSeconds?: number }): Promise<string>;
+  /**
+   * Minimal state machine: one sqs:sendMessage.waitForTaskToken Task that sends {taskToken, object,
+   * executionArn}, without HeartbeatSeconds as in production unless `heartbeatSeconds` is given.
+   */
+  createStateMachine(
+    name: string,
+    options?: { queueUrl?: string; heartbeatSeconds?: number; timeoutSeconds?: number },
+  ): Promise<string>;
   /** The state machine on the shared queue. */
   readonly stateMachineArn: string;
   put(key: string, body: SampleBody | Buffer | string): Promise<ObjectIdentity & { versionId: string }>;
@@ -180,7 +186,11 @@ export async function startHarness(setup: { signatures?: DatabaseVersion } = {})
 
   const createStateMachine = async (
     name: string,
-    { queueUrl: target = queueUrl, heartbeatSeconds = 60 }: { queueUrl?: string; heartbeatSeconds?: number } = {},
+    {
+      queueUrl: target = queueUrl,
+      heartbeatSeconds,
+      timeoutSeconds = 120,
+    }: { queueUrl?: string; heartbeatSeconds?: number; timeoutSeconds?: number } = {},
   ): Promise<string> => {
     const definition = {
       StartAt: 'ScanObject',
@@ -188,10 +198,17 @@ export async function startHarness(setup: { signatures?: DatabaseVersion } = {})
         ScanObject: {
           Type: 'Task',
           Resource: 'arn:aws:states:::sqs:sendMessage.waitForTaskToken',
-          Parameters: { QueueUrl: target, MessageBody: { 'taskToken.$': '$$.Task.Token', 'object.$': '$.object' } },
-          // As in production. The local engine also answers InvalidToken to heartbeats of a task without it.
-          HeartbeatSeconds: heartbeatSeconds,
-          TimeoutSeconds: 120,
+          Parameters: {
+            QueueUrl: target,
+            MessageBody: {
+              'taskToken.$': '$$.Task.Token',
+              'object.$': '$.object',
+              'executionArn.$': '$$.Execution.Id',
+            },
+          },
+          // Production has no HeartbeatSeconds; a test may add one to show the worker keeps such a task alive.
+          ...(heartbeatSeconds === undefined ? {} : { HeartbeatSeconds: heartbeatSeconds }),
+          TimeoutSeconds: timeoutSeconds,
           End: true,
         },
       },
