@@ -17,7 +17,8 @@ export interface ResultMetric {
 
 /**
  * The metrics one result notification counts for. Pure, so the mapping is tested without Lambda or EMF.
- * Heartbeat loss is one reason whatever the engine calls it (AWS: States.HeartbeatTimeout, moto: States.Timeout).
+ * A timed-out task is one reason whatever the engine calls it: ScanObject has no heartbeat timeout any more, but
+ * a notification from an execution started before that change may still say States.HeartbeatTimeout.
  */
 export function resultMetrics(notification: ScanNotification): ResultMetric[] {
   const verdict = notification.verdict;

@@ -95,7 +95,7 @@ export class ScanMonitoring extends Construct {
       'ErrorVerdicts',
       workerMetric(RESULT_METRICS.results, 'Sum', 'Error', false),
       1,
-      'Objects ended with verdict Error after retries (scanner unavailable, access denied, heartbeat loss, tag-limit): they stay blocked in staging.',
+      'Objects ended with verdict Error after retries (scanner unavailable, access denied, no worker within the scan timeout, WorkerLostError, unversioned-bucket): they stay blocked in staging.',
     );
     alarm(
       'MoveFailures',
@@ -131,7 +131,7 @@ export class ScanMonitoring extends Construct {
       'ScanJobsDlqDepth',
       props.scanJobsDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       1,
-      'Scan jobs no worker could process; their executions end as Error after the heartbeat timeout.',
+      'Scan jobs whose task token could not be completed; their executions end as Error at the scan timeout.',
     );
     alarm(
       'ScanJobsOldestAge',
