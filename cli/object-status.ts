@@ -13,13 +13,7 @@ import { describeExecution, executionArnFor, listExecutions, mapLimit, statePath
 /** The pipeline's three kinds of bucket, named as the result notification's `placement.area` names them. */
 export type Area = 'staging' | 'destination' | 'quarantine';
 
-export interface VersionInfo {
-  readonly versionId: string;
-  readonly latest: boolean;
-  readonly deleteMarker: boolean;
-  readonly lastModified?: Date;
-  readonly size?: number;
-  readonly etag?: string;
+export interface VersionInfo extends ListedVersion {
   /** The pipeline's `scan-*` tags on this version; absent for delete markers and versions not looked at. */
   readonly verdictTags?: Readonly<Record<string, string>>;
   /**
@@ -40,7 +34,8 @@ export interface ObjectLocation {
 
 export const MAX_VERSIONS_SHOWN = 10;
 
-interface ListedVersion {
+/** One version or delete marker as ListObjectVersions gives it. */
+export interface ListedVersion {
   readonly versionId: string;
   readonly latest: boolean;
   readonly deleteMarker: boolean;

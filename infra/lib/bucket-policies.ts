@@ -90,10 +90,10 @@ export function scanTagKeyPatterns(): string[] {
  * - an upload (PutObject, POST, CreateMultipartUpload) or tagging request that names such a key;
  * - replacing or deleting the tag set of an object that already carries a verdict (PutObjectTagging replaces
  *   the whole set, so without this a user could "untag" an Infected verdict);
- * - a server-side copy without an `x-amz-tagging` header: `s3:RequestObjectTagKeys` only reflects that
- *   header, so a copy with TaggingDirective COPY would carry the source's tags past the first statement, and
- *   S3 has no condition key for the tagging directive. Copies must therefore replace the tags explicitly
- *   (TaggingDirective REPLACE with at least one tag); UploadPartCopy, which cannot carry tags, is refused too;
+ * - any server-side copy (CopyObject, UploadPartCopy): `s3:RequestObjectTagKeys` only reflects an
+ *   `x-amz-tagging` header, a copy with TaggingDirective COPY carries the source's tags past the first
+ *   statement, and S3 has no condition key for the tagging directive — nor documents that a COPY directive
+ *   with a harmless `x-amz-tagging` header is refused. Uploaders upload; only the pipeline copies;
  * - replication, whose writes carry the source's tags and have no tag condition key at all.
  */
 export function tagProtectionStatements(bucketArn: string, tagWriterArns: readonly string[]): iam.PolicyStatement[] {
@@ -108,8 +108,8 @@ export function tagProtectionStatements(bucketArn: string, tagWriterArns: readon
       tagWriterArns,
       { Null: { [`s3:ExistingObjectTag/${TAG_KEYS.result}`]: 'false' } },
     ),
-    deny('DenyCopiesKeepingSourceTagsExceptPipeline', ['s3:PutObject'], bucketArn, tagWriterArns, {
-      Null: { 's3:x-amz-copy-source': 'false', 's3:RequestObjectTagKeys': 'true' },
+    deny('DenyServerSideCopiesExceptPipeline', ['s3:PutObject'], bucketArn, tagWriterArns, {
+      Null: { 's3:x-amz-copy-source': 'false' },
     }),
     deny('DenyReplicatedTagsExceptPipeline', ['s3:ReplicateTags'], bucketArn, tagWriterArns),
   ];

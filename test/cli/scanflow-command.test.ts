@@ -98,7 +98,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pipeline?.stop();
-});
+  // Stopping waits for the worker's last long poll (up to its poll wait) and for the servers to exit.
+}, 60_000);
 
 interface Run {
   readonly code: number | null;

@@ -61,7 +61,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await runtime?.stop();
   await proxy?.close();
-});
+  // Stopping waits for the worker's last long poll (up to its poll wait) and for the servers to exit.
+}, 60_000);
 
 async function upload(
   key: string,

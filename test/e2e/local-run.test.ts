@@ -38,7 +38,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runtime?.stop();
-});
+  // Stopping waits for the worker's last long poll (up to its poll wait) and for the servers to exit.
+}, 60_000);
 
 async function tagsOf(bucket: string, key: string): Promise<Record<string, string>> {
   const tags = await runtime.clients.s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }));

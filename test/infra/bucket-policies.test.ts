@@ -169,20 +169,21 @@ describe('verdict tags: only the state machine leaves a scan-* tag, in any lette
     ).toBe(true);
   });
 
-  test.each(roles)('%s: a copy without an x-amz-tagging header is denied, whatever its source', (role) => {
+  test.each(roles)("%s: every server-side copy but the pipeline's is denied, whatever its tag header", (role) => {
     const statements = policy(role);
     const copy = { principal: ADMIN, action: 's3:PutObject', copySource: 'other-bucket/in/report.pdf' };
-    expect(deniedBy(statements, copy)).toContain('DenyCopiesKeepingSourceTagsExceptPipeline');
+    expect(deniedBy(statements, copy)).toContain('DenyServerSideCopiesExceptPipeline');
+    // TaggingDirective COPY with a harmless x-amz-tagging header would otherwise carry the source's tags.
+    expect(deniedBy(statements, { ...copy, requestTagKeys: ['team'] })).toContain('DenyServerSideCopiesExceptPipeline');
     expect(deniedBy(statements, { ...copy, requestTagKeys: ['Scan-Result'] })).toContain(
       'DenyScanTagWritesExceptPipeline',
     );
     expect(allowed(statements, { ...copy, principal: SM })).toBe(true);
   });
 
-  test('staging: a copy that replaces the tags with the owner’s own is allowed, as is a plain upload', () => {
+  test('staging: a plain upload, with or without the owner’s own tags, is allowed', () => {
     const statements = policy('staging');
-    const copy = { principal: ADMIN, action: 's3:PutObject', copySource: 'other-bucket/in/report.pdf' };
-    expect(allowed(statements, { ...copy, requestTagKeys: ['team'] })).toBe(true);
+    expect(allowed(statements, { principal: ADMIN, action: 's3:PutObject', requestTagKeys: ['team'] })).toBe(true);
     expect(allowed(statements, { principal: ADMIN, action: 's3:PutObject' })).toBe(true);
     expect(
       allowed(statements, { principal: ADMIN, action: 's3:PutObject', requestTagKeys: ['scanner', 'x-scan-a'] }),

@@ -186,3 +186,26 @@ export function printedBucketPolicies(
   }
   return policies;
 }
+
+/**
+ * Every letter-case spelling of the scan- prefix, written out by hand (not by the code under test):
+ * StringLike and S3 tag keys are case-sensitive, so the policies must name each one.
+ */
+export const SCAN_TAG_KEY_PATTERNS = [
+  'scan-*',
+  'scaN-*',
+  'scAn-*',
+  'scAN-*',
+  'sCan-*',
+  'sCaN-*',
+  'sCAn-*',
+  'sCAN-*',
+  'Scan-*',
+  'ScaN-*',
+  'ScAn-*',
+  'ScAN-*',
+  'SCan-*',
+  'SCaN-*',
+  'SCAn-*',
+  'SCAN-*',
+];

@@ -51,7 +51,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pipeline?.stop();
-});
+  // Stopping waits for the worker's last long poll (up to its poll wait) and for the servers to exit.
+}, 60_000);
 
 function tagging(tags: readonly S3Tag[]): string {
   return tags.map((t) => `${encodeURIComponent(t.Key)}=${encodeURIComponent(t.Value)}`).join('&');

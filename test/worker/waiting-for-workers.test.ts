@@ -63,7 +63,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled([pipeline?.stop(), clamd?.stop()]);
-});
+  // Stopping waits for the worker's last long poll (up to its poll wait) and for the servers to exit.
+}, 60_000);
 
 function startScanConfig(timing: ScanTimingPolicy): StartScanConfig {
   return {
