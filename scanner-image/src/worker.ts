@@ -307,9 +307,15 @@ export async function startWorker(
     const beat = async (): Promise<{ state: TokenState; detail: string }> => {
       const [token] = await Promise.all([
         checkToken(sfn, job),
-        extendVisibility(receipt, visibilitySeconds(config.heartbeatIntervalMs)).catch((error: unknown) =>
-          log.warn('extending the job visibility failed', { key: job.object.key, error }),
-        ),
+        extendVisibility(receipt, visibilitySeconds(config.heartbeatIntervalMs)).catch((error: unknown) => {
+          if (isMessageLost(error)) {
+            // The message is visible again (or another worker holds it): that worker continues with the same
+            // token, so this one stops rather than scan it a second time; it leaves the token and the message alone.
+            jobAbort.abort(new Error(`the job's message is no longer this worker's (${errorName(error)})`));
+            return;
+          }
+          log.warn('extending the job visibility failed', { key: job.object.key, error });
+        }),
       ]);
       if (token.state === 'unknown') log.warn('token check failed; carrying on', { key: job.object.key, ...token });
       if (token.state === 'closed') {
@@ -672,6 +678,13 @@ async function deleteMessage(sqs: SQSClient, queueUrl: string, receipt: string, 
  */
 function visibilitySeconds(heartbeatIntervalMs: number): number {
   return Math.min(43_200, Math.max(30, Math.ceil((heartbeatIntervalMs * 3) / 1000)));
+}
+
+/** SQS's answers to ChangeMessageVisibility for a receipt that no longer holds the message. */
+const LOST_MESSAGE_ERRORS = new Set(['ReceiptHandleIsInvalid', 'MessageNotInflight', 'InvalidParameterValue']);
+
+export function isMessageLost(error: unknown): boolean {
+  return LOST_MESSAGE_ERRORS.has(errorName(error));
 }
 
 function errorName(error: unknown): string {
