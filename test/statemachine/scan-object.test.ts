@@ -648,3 +648,111 @@ describe('scan-object, the production ASL on the local engine', () => {
     expect(outcome).toMatchObject({ outcome: 'skipped' });
   });
 });
+
+describe('rescans: a scan generation runs the same ASL again, where the object is', () => {
+  const rescanConfig = (): StartScanConfig => ({
+    ...config,
+    destinationBucket: destination,
+    quarantineBucket: quarantine,
+  });
+
+  async function rescan(bucket: string, key: string, id: string): Promise<Started> {
+    const messages = parseScanRequest(
+      JSON.stringify({ scanflow: 'scan-request', bucket, key, generation: { trigger: 'on-demand', id } }),
+    );
+    if (messages.kind !== 'objects' || messages.objects[0] === undefined) throw new Error('no object parsed');
+    const outcome = await startScan(messages.objects[0], {
+      s3: pipeline.clients.s3,
+      sfn: pipeline.clients.sfn,
+      config: rescanConfig(),
+    });
+    if (outcome.outcome !== 'started') throw new Error(`expected a started execution, got ${JSON.stringify(outcome)}`);
+    return {
+      executionArn: `${pipeline.layout.stateMachineArn.replace(':stateMachine:', ':execution:')}:${outcome.executionName}`,
+      key,
+      versionId: outcome.identity.versionId ?? 'null',
+    };
+  }
+
+  /** Uploads and scans Clean: the object ends promoted in the destination. */
+  async function promoted(key: string): Promise<void> {
+    const started = await uploadAndStart(key, `body of ${key}`);
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
+    await finish(started);
+  }
+
+  it('quarantines a promoted object that a rescan finds Infected, deleting exactly that version from the destination', async () => {
+    await promoted('rescan/now-infected.txt');
+    const started = await rescan(destination, 'rescan/now-infected.txt', 'req-infected');
+    expect(started.executionArn).toContain('-od-req-infected-');
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Infected', signature: 'Eicar-New' });
+
+    expect(await finish(started)).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'QuarantineObject',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
+    expect(await exists(destination, started.key)).toBe(false);
+    expect(await bodyOf(quarantine, started.key)).toBe(`body of ${started.key}`);
+    expect(tagMap(await tagsOf(quarantine, started.key))).toMatchObject({
+      'scan-result': 'Infected',
+      'scan-signature': 'Eicar-New',
+    });
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification).toMatchObject({
+      object: { bucket: destination, key: started.key },
+      verdict: 'Infected',
+      placement: { area: 'quarantine', bucket: quarantine },
+    });
+  }, 60_000);
+
+  it('leaves a promoted object that is still Clean where it is, with the new verdict tags, and never re-promotes it', async () => {
+    await promoted('rescan/still-clean.txt');
+    const started = await rescan(destination, 'rescan/still-clean.txt', 'req-clean');
+    await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
+
+    expect(await finish(started)).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'NotifyResult']);
+    expect(await bodyOf(destination, started.key)).toBe(`body of ${started.key}`);
+    expect(await exists(destination, started.key, started.versionId)).toBe(true);
+    expect(tagMap(await tagsOf(destination, started.key))['scan-result']).toBe('Clean');
+    const result = await notificationFor(started.executionArn);
+    expect(result.notification.placement).toEqual({ area: 'destination', bucket: destination });
+  }, 60_000);
+
+  it('promotes an object left in staging as Error once a rescan finds it Clean (scanflow retro --verdict Error)', async () => {
+    const first = await uploadAndStart('rescan/was-error.txt', 'retry me');
+    // Not retried by ScanObject: caught at once, RecordScanError tags the object Error in staging.
+    await failWith(pipeline.clients.sfn, await job(first), 'ScanCrashedError');
+    await finish(first);
+    expect(tagMap(await tagsOf(staging, first.key))['scan-result']).toBe('Error');
+
+    const again = await rescan(staging, first.key, 'req-error');
+    expect(again.executionArn).not.toBe(first.executionArn);
+    await completeWithVerdict(pipeline.clients, await job(again), { verdict: 'Clean' });
+    expect(await finish(again)).toEqual([
+      'ScanObject',
+      'TagVerdict',
+      'RouteByVerdict',
+      'PromoteObject',
+      'RemoveFromStaging',
+      'NotifyResult',
+    ]);
+    expect(await bodyOf(destination, first.key)).toBe('retry me');
+  }, 90_000);
+
+  it('does not rescan quarantined objects, nor objects that no longer exist', async () => {
+    const deps = { s3: pipeline.clients.s3, sfn: pipeline.clients.sfn, config: rescanConfig() };
+    const generation = { trigger: 'on-demand', id: 'req-q' } as const;
+    await pipeline.clients.s3.send(new PutObjectCommand({ Bucket: quarantine, Key: 'q/evidence.txt', Body: 'x' }));
+    expect(await startScan({ bucket: quarantine, keyCandidates: ['q/evidence.txt'], generation }, deps)).toMatchObject({
+      outcome: 'skipped',
+      reason: expect.stringContaining('quarantine'),
+    });
+    expect(
+      await startScan({ bucket: staging, keyCandidates: ['rescan/never-there.txt'], generation }, deps),
+    ).toMatchObject({ outcome: 'skipped' });
+  });
+});
