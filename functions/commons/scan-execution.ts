@@ -207,70 +207,22 @@ const EXECUTION_NAME_MAX = 80;
 const HASH_CHARS = 32;
 
 /**
- * Why a scan runs: its *generation*. Execution names are unique per state machine for 90 days, so the
- * generation is part of the name: a duplicate event of the same generation de-duplicates, a deliberate
- * rescan (another generation) runs.
- * - `upload`: an S3 event announced the object (the default). Its names are exactly the names scanflow
- *   always gave, so a duplicate S3 event still finds ExecutionAlreadyExists.
- * - `on-demand`: one object asked for by `scanflow scan` (or any scan-request message), with a caller-chosen id.
- * - `retro`: one item of a retro-scan run, the id being the run's.
- */
-export const SCAN_TRIGGERS = ['upload', 'on-demand', 'retro'] as const;
-export type ScanTrigger = (typeof SCAN_TRIGGERS)[number];
-
-export type ScanGeneration =
-  | { readonly trigger: 'upload' }
-  | { readonly trigger: 'on-demand' | 'retro'; readonly id: string };
-
-export const UPLOAD_GENERATION: ScanGeneration = { trigger: 'upload' };
-
-/** A generation id: short enough to be readable in the execution name, in the name's alphabet. */
-export const GENERATION_ID_PATTERN = /^[A-Za-z0-9_-]{1,24}$/;
-
-/** The marker a generation puts in execution names, `-od-<id>-` or `-rt-<id>-`: what the CLI lists by. */
-export function generationMarker(generation: ScanGeneration): string {
-  if (generation.trigger === 'upload') return '';
-  return `${generation.trigger === 'on-demand' ? 'od' : 'rt'}-${generation.id}`;
-}
-
-export class InvalidGenerationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidGenerationError';
-  }
-}
-
-export function assertGeneration(generation: ScanGeneration): void {
-  if (generation.trigger !== 'upload' && !GENERATION_ID_PATTERN.test(generation.id)) {
-    throw new InvalidGenerationError(
-      `generation id ${JSON.stringify(generation.id)} must be 1-24 characters of A-Z a-z 0-9 _ -`,
-    );
-  }
-}
-
-/**
- * A deterministic execution name for one object version and scan generation, so a duplicate event finds
+ * A deterministic execution name for one object version, so a duplicate S3 event finds
  * ExecutionAlreadyExists instead of scanning twice. A readable slug of the key's last segment helps an
- * operator find the execution in the console (then the generation marker, for rescans); the hash of the
- * full identity and generation makes it unique. Only `[A-Za-z0-9_-]`, at most 80 characters: legal for
- * executions and safe for CloudWatch Logs. The upload generation hashes exactly what it always did.
+ * operator find the execution in the console; the hash of the full identity makes it unique.
+ * Only `[A-Za-z0-9_-]`: legal for executions and safe for CloudWatch Logs.
  */
-export function executionNameFor(
-  identity: Pick<ObjectIdentity, 'bucket' | 'key' | 'versionId' | 'etag'>,
-  generation: ScanGeneration = UPLOAD_GENERATION,
-): string {
-  assertGeneration(generation);
-  const parts = [identity.bucket, identity.key, identity.versionId ?? '', identity.etag];
-  if (generation.trigger !== 'upload') parts.push(generation.trigger, generation.id);
-  const hash = createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, HASH_CHARS);
-  const marker = generationMarker(generation);
-  const suffix = marker ? `${marker}-${hash}` : hash;
+export function executionNameFor(identity: Pick<ObjectIdentity, 'bucket' | 'key' | 'versionId' | 'etag'>): string {
+  const hash = createHash('sha256')
+    .update([identity.bucket, identity.key, identity.versionId ?? '', identity.etag].join('\u0000'))
+    .digest('hex')
+    .slice(0, HASH_CHARS);
   const lastSegment = identity.key.split('/').filter(Boolean).pop() ?? '';
   const slug = lastSegment
     .normalize('NFKD')
     .replace(/\p{M}/gu, '') // é → e rather than e-
     .replace(/[^A-Za-z0-9_-]+/g, '-')
     .replace(/^-+|-+$/g, '')
-    .slice(0, Math.max(0, EXECUTION_NAME_MAX - suffix.length - 1));
-  return slug ? `${slug}-${suffix}` : suffix;
+    .slice(0, EXECUTION_NAME_MAX - HASH_CHARS - 1);
+  return slug ? `${slug}-${hash}` : hash;
 }

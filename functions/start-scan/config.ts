@@ -12,13 +12,6 @@ export interface StartScanConfig {
   readonly stateMachineArn: string;
   /** Destination and quarantine: objects the pipeline itself wrote there are never scanned again. */
   readonly pipelineBuckets: ReadonlySet<string>;
-  /**
-   * The destination and quarantine buckets by role (both among pipelineBuckets): a rescan (on-demand or
-   * retro generation) of an object there runs where the object is, with this placement. Without them,
-   * pipeline buckets are never scanned, rescans included.
-   */
-  readonly destinationBucket?: string;
-  readonly quarantineBucket?: string;
   readonly excludedKeyPrefixes: readonly string[];
   readonly excludedKeySuffixes: readonly string[];
   readonly timing: ScanTimingPolicy;
@@ -54,8 +47,6 @@ const environmentSchema = z.object({
     error: 'expected an ARN (arn:…)',
   }),
   PIPELINE_BUCKETS: list,
-  DESTINATION_BUCKET: z.string().min(3).optional(),
-  QUARANTINE_BUCKET: z.string().min(3).optional(),
   EXCLUDED_KEY_PREFIXES: list,
   EXCLUDED_KEY_SUFFIXES: list,
   SCAN_QUEUE_WAIT_SECONDS: positiveInt(DEFAULT_SCAN_TIMING.queueWaitSeconds),
@@ -105,13 +96,7 @@ export function loadStartScanConfig(env: NodeJS.ProcessEnv): StartScanConfig {
   }
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
-    pipelineBuckets: new Set([
-      ...e.PIPELINE_BUCKETS,
-      ...(e.DESTINATION_BUCKET ? [e.DESTINATION_BUCKET] : []),
-      ...(e.QUARANTINE_BUCKET ? [e.QUARANTINE_BUCKET] : []),
-    ]),
-    ...(e.DESTINATION_BUCKET ? { destinationBucket: e.DESTINATION_BUCKET } : {}),
-    ...(e.QUARANTINE_BUCKET ? { quarantineBucket: e.QUARANTINE_BUCKET } : {}),
+    pipelineBuckets: new Set(e.PIPELINE_BUCKETS),
     excludedKeyPrefixes: e.EXCLUDED_KEY_PREFIXES,
     excludedKeySuffixes: e.EXCLUDED_KEY_SUFFIXES,
     timing,
@@ -119,39 +104,12 @@ export function loadStartScanConfig(env: NodeJS.ProcessEnv): StartScanConfig {
   };
 }
 
-/** Where a scanned object lives, as the execution input's (and the notification's) `placement.area` says. */
-export type ScanArea = 'staging' | 'destination' | 'quarantine';
-
-export function areaOf(
-  bucket: string,
-  config: Pick<StartScanConfig, 'destinationBucket' | 'quarantineBucket'>,
-): ScanArea {
-  if (bucket === config.destinationBucket) return 'destination';
-  if (bucket === config.quarantineBucket) return 'quarantine';
-  return 'staging';
-}
-
-/**
- * Why an object is not scanned, or undefined when it must be. Objects in the pipeline's own buckets are
- * never scanned on upload (the pipeline wrote them); a rescan of one in the destination or quarantine runs
- * where it is. Key exclusions hold for every scan.
- */
+/** Why an object is not scanned, or undefined when it must be. */
 export function exclusionReason(
   object: { bucket: string; key: string },
-  config: Pick<
-    StartScanConfig,
-    'pipelineBuckets' | 'excludedKeyPrefixes' | 'excludedKeySuffixes' | 'destinationBucket' | 'quarantineBucket'
-  >,
-  rescan = false,
+  config: Pick<StartScanConfig, 'pipelineBuckets' | 'excludedKeyPrefixes' | 'excludedKeySuffixes'>,
 ): string | undefined {
-  const area = areaOf(object.bucket, config);
-  if (rescan && area === 'quarantine') {
-    // The worker may not read quarantine (by design), and an Infected copy is evidence: never re-tagged.
-    return `bucket ${object.bucket} is the quarantine: quarantined objects are not rescanned`;
-  }
-  if (config.pipelineBuckets.has(object.bucket) && !(rescan && area === 'destination')) {
-    return `bucket ${object.bucket} is written by the pipeline`;
-  }
+  if (config.pipelineBuckets.has(object.bucket)) return `bucket ${object.bucket} is written by the pipeline`;
   const prefix = config.excludedKeyPrefixes.find((p) => object.key.startsWith(p));
   if (prefix !== undefined) return `key prefix ${prefix} is excluded`;
   const suffix = config.excludedKeySuffixes.find((s) => object.key.endsWith(s));

@@ -3,13 +3,8 @@
  * - EventBridge "Object Created" events (what the stack routes to the queue), and
  * - classic S3 notification records (`{Records:[{eventSource:'aws:s3', s3:{…}}]}`), for buckets that
  *   already send those to a queue.
- * - scanflow scan requests (`{"scanflow":"scan-request", …}`): a deliberate rescan of existing objects, sent
- *   by `scanflow scan` (one object) and by the retro-scan state machine (a batch of ListObjectsV2 items).
  * Key decoding happens here and nowhere else.
  */
-import { z } from 'zod';
-import { type RescanFilter, rescanFilterSchema, scanGenerationSchema } from '../commons/rescan.js';
-import type { ScanGeneration } from '../commons/scan-execution.js';
 
 export interface AnnouncedObject {
   readonly bucket: string;
@@ -33,10 +28,6 @@ export interface AnnouncedObject {
    * greater sequencer. Promotion uses it to break that tie.
    */
   readonly sequencer?: string;
-  /** Why this scan runs; absent for S3 events (the upload generation, whose names never change). */
-  readonly generation?: ScanGeneration;
-  /** A rescan's selection by the last verdict's tags (scan requests only). */
-  readonly filter?: RescanFilter;
 }
 
 export type ParsedMessage =
@@ -154,59 +145,6 @@ function parseS3Records(records: readonly unknown[]): ParsedMessage {
   return objects.length > 0 ? { kind: 'objects', objects } : { kind: 'ignored', reason: 'no ObjectCreated records' };
 }
 
-/** The marker that tells a scanflow scan request from S3's and EventBridge's shapes. */
-export const SCAN_REQUEST_MARKER = 'scan-request';
-
-/**
- * A request to scan existing objects again, with the generation that names their executions:
- * - one object: `key` and an optional `versionId` (else the current version is pinned);
- * - many: `items`, ListObjectsV2 entries (`Key`, as S3 returns them, unencoded) as the retro-scan state
- *   machine's ItemBatcher delivers them. Their current versions are pinned.
- * Keys are used as given: no URL decoding.
- */
-export const scanRequestSchema = z
-  .looseObject({
-    scanflow: z.literal(SCAN_REQUEST_MARKER),
-    bucket: z.string().min(3).max(63),
-    generation: scanGenerationSchema.refine((generation) => generation.trigger !== 'upload', {
-      message: 'a scan request is a rescan: its generation is on-demand or retro',
-    }),
-    filter: rescanFilterSchema.nullish(),
-    key: z.string().min(1).max(1024).optional(),
-    versionId: z.string().min(1).optional(),
-    items: z.array(z.looseObject({ Key: z.string().min(1).max(1024) })).optional(),
-  })
-  .refine((request) => (request.key === undefined) !== (request.items === undefined), {
-    message: 'a scan request names either one key or items',
-  })
-  .refine((request) => request.versionId === undefined || request.key !== undefined, {
-    message: 'versionId is only for a single key',
-  });
-export type ScanRequest = z.input<typeof scanRequestSchema>;
-
-function parseScanflowRequest(message: Record<string, unknown>): ParsedMessage {
-  const parsed = scanRequestSchema.safeParse(message);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
-    throw new UnrecognisedEventError(`invalid scan request: ${problems.join('; ')}`);
-  }
-  const request = parsed.data;
-  const shared = {
-    bucket: request.bucket,
-    generation: request.generation as ScanGeneration,
-    ...(request.filter ? { filter: request.filter } : {}),
-  };
-  const keys = request.key !== undefined ? [request.key] : (request.items ?? []).map((item) => item.Key);
-  const objects = keys.map(
-    (key): AnnouncedObject => ({
-      ...shared,
-      keyCandidates: [key],
-      ...(request.key !== undefined && request.versionId !== undefined ? { versionId: request.versionId } : {}),
-    }),
-  );
-  return objects.length > 0 ? { kind: 'objects', objects } : { kind: 'ignored', reason: 'scan request without items' };
-}
-
 export function parseScanRequest(body: string): ParsedMessage {
   let message: unknown;
   try {
@@ -221,10 +159,7 @@ export function parseScanRequest(body: string): ParsedMessage {
   if (message.Type === 'Notification' && typeof message.Message === 'string') {
     return parseScanRequest(message.Message);
   }
-  if (message.scanflow === SCAN_REQUEST_MARKER) return parseScanflowRequest(message);
   if (message.source === 'aws.s3' && 'detail-type' in message) return parseEventBridge(message);
   if (Array.isArray(message.Records)) return parseS3Records(message.Records);
-  throw new UnrecognisedEventError(
-    'neither an EventBridge S3 event, S3 notification records nor a scanflow scan request',
-  );
+  throw new UnrecognisedEventError('neither an EventBridge S3 event nor S3 notification records');
 }

@@ -1,16 +1,9 @@
 import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { rescanSkipReason } from '../commons/rescan.js';
-import {
-  buildScanExecutionInput,
-  executionNameFor,
-  NULL_VERSION_ID,
-  type ScanGeneration,
-  UPLOAD_GENERATION,
-} from '../commons/scan-execution.js';
+import { buildScanExecutionInput, executionNameFor, NULL_VERSION_ID } from '../commons/scan-execution.js';
 import type { ObjectIdentity } from '../commons/scan-job.js';
 import type { S3Tag } from '../commons/verdict.js';
-import { areaOf, exclusionReason, type StartScanConfig } from './config.js';
+import { exclusionReason, type StartScanConfig } from './config.js';
 import type { AnnouncedObject } from './object-events.js';
 
 /**
@@ -35,7 +28,6 @@ export interface PinnedObject {
 
 interface Started {
   readonly executionName: string;
-  readonly generation: ScanGeneration;
   readonly identity: ObjectIdentity;
   readonly pinnedBy: PinnedBy;
   readonly unversioned: boolean;
@@ -205,59 +197,26 @@ async function readTags(
  */
 export async function startScan(announced: AnnouncedObject, deps: StartScanDeps): Promise<StartOutcome> {
   const { s3, sfn, config } = deps;
-  const generation = announced.generation ?? UPLOAD_GENERATION;
-  const rescan = generation.trigger !== 'upload';
   // Cheap exclusions first, before any S3 call: every candidate must be excluded to skip.
-  const reasons = announced.keyCandidates.map((key) =>
-    exclusionReason({ bucket: announced.bucket, key }, config, rescan),
-  );
+  const reasons = announced.keyCandidates.map((key) => exclusionReason({ bucket: announced.bucket, key }, config));
   const firstReason = reasons[0];
   if (firstReason !== undefined && reasons.every((reason) => reason !== undefined)) {
     return { outcome: 'skipped', reason: firstReason, bucket: announced.bucket, key: announced.keyCandidates[0] ?? '' };
   }
 
-  let pinned: PinnedObject;
-  try {
-    pinned = await pinObject(s3, announced);
-  } catch (error) {
-    // A rescan names an object that exists no more (or never did), and carries no ETag: nothing to scan,
-    // and nothing to retry. An upload's event is different: it failed to reach the DLQ (alarmed).
-    if (rescan && error instanceof UnidentifiableObjectError) {
-      return {
-        outcome: 'skipped',
-        reason: error.message,
-        bucket: announced.bucket,
-        key: announced.keyCandidates[0] ?? '',
-      };
-    }
-    throw error;
-  }
+  const pinned = await pinObject(s3, announced);
   const { identity } = pinned;
-  const excluded = exclusionReason(identity, config, rescan);
+  const excluded = exclusionReason(identity, config);
   if (excluded !== undefined)
     return { outcome: 'skipped', reason: excluded, bucket: identity.bucket, key: identity.key };
 
   const { tags, warnings } = await readTags(s3, pinned);
-  const filtered = rescanSkipReason(announced.filter, tags);
-  if (filtered !== undefined)
-    return { outcome: 'skipped', reason: filtered, bucket: identity.bucket, key: identity.key };
-  const base = buildScanExecutionInput(identity, tags, {
+  const input = buildScanExecutionInput(identity, tags, {
     timing: config.timing,
     copySourceEncoding: config.copySourceEncoding,
   });
-  const area = areaOf(identity.bucket, config);
-  // A rescan outside staging runs where the object is: RouteByVerdict reads the area (see the README,
-  // "Rescanning"). The upload path's input is unchanged.
-  const input = area === 'staging' ? base : { ...base, placement: { area, bucket: identity.bucket } };
-  const executionName = executionNameFor(identity, generation);
-  const started = {
-    executionName,
-    generation,
-    identity,
-    pinnedBy: pinned.pinnedBy,
-    unversioned: pinned.unversioned,
-    warnings,
-  };
+  const executionName = executionNameFor(identity);
+  const started = { executionName, identity, pinnedBy: pinned.pinnedBy, unversioned: pinned.unversioned, warnings };
   try {
     await sfn.send(
       new StartExecutionCommand({

@@ -36,29 +36,7 @@ export function acknowledgeNagFindings(pipeline: ScanPipeline): void {
   );
 
   const startScanRole = pipeline.startScanFunction.role;
-  if (startScanRole) {
-    iam5(startScanRole, protectedObjects, objectReason);
-    iam5(
-      startScanRole,
-      objectFindings([pipeline.destinationBucket.arnForObjects('*')]),
-      'A rescan (scanflow scan / retro) of a promoted object pins it where it is: HeadObject and GetObjectTagging of a key known only at run time, so the grant is on destination/*.',
-    );
-  }
-
-  const retroRole = pipeline.retroScanStateMachine.role;
-  iam5(
-    retroRole,
-    ['Resource::*'],
-    'X-Ray tracing and CloudWatch Logs delivery for Step Functions support no resource-level permissions; CDK adds exactly those actions.',
-  );
-  iam5(
-    retroRole,
-    [
-      'Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:*',
-      'Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:*',
-    ],
-    "A Distributed Map runs its items as child executions of its own state machine; naming that ARN in its own role would be a circular reference, so the grant is on this account and region's state machines (start, describe, stop only).",
-  );
+  if (startScanRole) iam5(startScanRole, protectedObjects, objectReason);
 
   const taskDefinition = pipeline.workerService.taskDefinition;
   iam5(taskDefinition.taskRole, protectedObjects, objectReason);

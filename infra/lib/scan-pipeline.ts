@@ -20,7 +20,6 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
-import { readRetroScanDefinitionTemplate, retroScanSubstitutions } from '../../statemachines/retro-scan.js';
 import { readScanObjectDefinitionTemplate, scanObjectSubstitutions } from '../../statemachines/scan-object.js';
 import { applyBucketPolicies, listBucketStatement } from './bucket-policies.js';
 import { requireVersioning, warnImportedBucketsNeedVersioning } from './bucket-versioning.js';
@@ -62,8 +61,6 @@ export class ScanPipeline extends Construct {
   readonly stateMachine: sfn.StateMachine;
   /** Every execution of scan-object: what a worker may DescribeExecution (is this job's execution still running?). */
   readonly scanExecutionsArn: string;
-  /** Rescans everything under a prefix through start-scan and scan-object (statemachines/retro-scan.asl.json). */
-  readonly retroScanStateMachine: sfn.StateMachine;
   readonly startScanFunction: NodejsFunction;
   /** Counts every object's final verdict (ScanResults) from the results topic. */
   readonly recordResultFunction: NodejsFunction;
@@ -280,22 +277,6 @@ export class ScanPipeline extends Construct {
       }),
     );
     stateMachineRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'RescanInDestination',
-        // A rescan (on-demand or retro) of a promoted object runs where it is: TagVerdict writes the new
-        // verdict on that version; when it is now Infected, QuarantineObject reads it as the copy source and
-        // RemoveFromStaging deletes exactly that version from the destination. Never the quarantine.
-        actions: [
-          's3:PutObjectVersionTagging',
-          's3:GetObjectVersion',
-          's3:GetObjectVersionTagging',
-          's3:GetObjectTagging',
-          's3:DeleteObjectVersion',
-        ],
-        resources: [this.destinationBucket.arnForObjects('*')],
-      }),
-    );
-    stateMachineRole.addToPrincipalPolicy(
       listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
     );
     stateMachineRole.addToPrincipalPolicy(
@@ -341,9 +322,6 @@ export class ScanPipeline extends Construct {
         PIPELINE_NAME: p.pipelineName,
         // Events from the pipeline's own buckets are skipped, whatever the rule matches.
         PIPELINE_BUCKETS: [this.destinationBucket.bucketName, this.quarantineBucket.bucketName].join(','),
-        // By role: a rescan of a promoted object runs in the destination; the quarantine is never rescanned.
-        DESTINATION_BUCKET: this.destinationBucket.bucketName,
-        QUARANTINE_BUCKET: this.quarantineBucket.bucketName,
         EXCLUDED_KEY_PREFIXES: p.excludedKeyPrefixes.join(','),
         EXCLUDED_KEY_SUFFIXES: p.excludedKeySuffixes.join(','),
         SCAN_QUEUE_WAIT_SECONDS: String(p.scanQueueWaitSeconds),
@@ -361,69 +339,13 @@ export class ScanPipeline extends Construct {
         resources: protectedObjectArns,
       }),
     );
-    startScanRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'PinRescansInDestination',
-        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:GetObjectVersionTagging'],
-        resources: [this.destinationBucket.arnForObjects('*')],
-      }),
-    );
-    startScanRole.addToPrincipalPolicy(
-      listBucketStatement('MissingKeysAre404', [...protectedBucketArns, this.destinationBucket.bucketArn]),
-    );
+    startScanRole.addToPrincipalPolicy(listBucketStatement('MissingKeysAre404', protectedBucketArns));
     this.stateMachine.grantStartExecution(startScanRole);
     this.startScanFunction.addEventSource(
       new SqsEventSource(this.scanRequestsQueue, {
         batchSize: p.startScanBatchSize,
         reportBatchItemFailures: true,
         ...(p.startScanBatchSize > 10 ? { maxBatchingWindow: Duration.seconds(1) } : {}),
-      }),
-    );
-
-    // ---------- retro-scan: rescans under a prefix, through start-scan ----------
-    const retroScanLogs = new logs.LogGroup(this, 'RetroScanLogs', {
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.retroScanStateMachine = new sfn.StateMachine(this, 'RetroScan', {
-      stateMachineType: sfn.StateMachineType.STANDARD,
-      definitionBody: sfn.DefinitionBody.fromString(readRetroScanDefinitionTemplate()),
-      definitionSubstitutions: retroScanSubstitutions({ scanRequestsQueueUrl: this.scanRequestsQueue.queueUrl }),
-      logs: { destination: retroScanLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
-      tracingEnabled: true,
-    });
-    const retroRole = this.retroScanStateMachine.role;
-    // Derived from statemachines/retro-scan.asl.json, state by state.
-    retroRole.addToPrincipalPolicy(
-      // RequestScans' ItemReader (s3:listObjectsV2) over the protected buckets and the destination.
-      listBucketStatement('RequestScansListsObjects', [...protectedBucketArns, this.destinationBucket.bucketArn]),
-    );
-    retroRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'SendScanRequestToStartScan',
-        actions: ['sqs:SendMessage'],
-        resources: [this.scanRequestsQueue.queueArn],
-      }),
-    );
-    // A Distributed Map runs its items as child executions of the same state machine.
-    retroRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'RequestScansRunsChildExecutions',
-        actions: ['states:StartExecution', 'states:DescribeExecution', 'states:StopExecution'],
-        resources: [
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'stateMachine',
-            resourceName: '*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'execution',
-            resourceName: '*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
       }),
     );
 
@@ -539,12 +461,11 @@ export class ScanPipeline extends Construct {
         resources: protectedObjectArns,
       }),
     );
-    // Whether a Clean version may still be promoted without overwriting a newer promotion of the same key;
-    // and the exact version a rescan of a promoted object scans.
+    // Whether a Clean version may still be promoted without overwriting a newer promotion of the same key.
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadDestinationForPromotionOrder',
-        actions: ['s3:GetObject', 's3:GetObjectTagging', 's3:GetObjectVersion'],
+        actions: ['s3:GetObject', 's3:GetObjectTagging'],
         resources: [this.destinationBucket.arnForObjects('*')],
       }),
     );

@@ -38,11 +38,6 @@ export class ScanflowStack extends Stack {
     out('ResultsTopicArn', this.pipeline.resultsTopic.topicArn, 'One message per scanned object');
     out('StateMachineArn', this.pipeline.stateMachine.stateMachineArn, 'scan-object executions');
     out(
-      'RetroScanStateMachineArn',
-      this.pipeline.retroScanStateMachine.stateMachineArn,
-      'retro-scan runs (scanflow retro)',
-    );
-    out(
       'DashboardUrl',
       `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.pipeline.monitoring.dashboard.dashboardName}`,
       'CloudWatch dashboard',

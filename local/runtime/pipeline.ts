@@ -141,9 +141,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       STATE_MACHINE_ARN: layout.stateMachineArn,
       PIPELINE_NAME: 'local',
       PIPELINE_BUCKETS: `${layout.buckets.destination},${layout.buckets.quarantine}`,
-      // As the stack sets them: rescans of promoted objects run in the destination.
-      DESTINATION_BUCKET: layout.buckets.destination,
-      QUARANTINE_BUCKET: layout.buckets.quarantine,
       // moto's engine sends CopySource through botocore, which URL-encodes it itself (DESIGN.md).
       COPY_SOURCE_ENCODING: 'raw',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',

@@ -11,7 +11,6 @@ import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@
 import { createS3Client, createSfnClient, createSnsClient, createSqsClient } from '../../functions/commons/clients.js';
 import { SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { SCAN_REQUESTS_MAX_RECEIVE_COUNT } from '../../functions/start-scan/delivery.js';
-import { renderRetroScanDefinition } from '../../statemachines/retro-scan.js';
 import { renderScanObjectDefinition } from '../../statemachines/scan-object.js';
 
 /** Everything the local pipeline is made of, named as on AWS. Written to .scanflow/local.json. */
@@ -29,8 +28,6 @@ export interface LocalLayout {
   };
   readonly resultsTopicArn: string;
   readonly stateMachineArn: string;
-  /** The retro-scan state machine (statemachines/retro-scan.asl.json). */
-  readonly retroScanStateMachineArn: string;
 }
 
 export interface LocalClients {
@@ -166,15 +163,6 @@ export async function provisionLocalPipeline(
     }),
   );
   if (!machine.stateMachineArn) throw new Error('state machine was not created');
-  const retro = await sfn.send(
-    new CreateStateMachineCommand({
-      name: `${p}-retro-scan`,
-      roleArn: LOCAL_ROLE_ARN,
-      type: 'STANDARD',
-      definition: renderRetroScanDefinition({ scanRequestsQueueUrl: scanRequests.url }, { itemBatcher: false }),
-    }),
-  );
-  if (!retro.stateMachineArn) throw new Error('retro-scan state machine was not created');
 
   return {
     endpoint: options.endpoint,
@@ -190,6 +178,5 @@ export async function provisionLocalPipeline(
     },
     resultsTopicArn: topic.TopicArn,
     stateMachineArn: machine.stateMachineArn,
-    retroScanStateMachineArn: retro.stateMachineArn,
   };
 }

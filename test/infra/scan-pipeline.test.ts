@@ -45,14 +45,9 @@ function mustRef(value: unknown, what: string): string {
 beforeAll(() => {
   ({ template } = synthScanflow({}));
 
-  // Two state machines: scan-object and retro-scan (asserted below); these ids are scan-object's.
   const [stateMachineId, stateMachine] = only(
-    Object.fromEntries(
-      Object.entries(template.findResources('AWS::StepFunctions::StateMachine')).filter(([id]) =>
-        id.includes('ScanObject'),
-      ),
-    ),
-    'scan-object state machine',
+    template.findResources('AWS::StepFunctions::StateMachine'),
+    'state machine',
   );
   const smProps = (
     stateMachine as { Properties: { DefinitionSubstitutions: Record<string, unknown>; RoleArn: unknown } }
@@ -135,14 +130,13 @@ describe('state machine', () => {
 
     expect(resourcesFor('sqs:SendMessage')).toEqual([arnOf(ids.scanJobs)]);
     expect(resourcesFor('sns:Publish')).toEqual([{ Ref: ids.topic }]);
-    // Staging, and the destination for a rescan of a promoted object (RescanInDestination); never quarantine.
     for (const action of [
       's3:PutObjectVersionTagging',
       's3:GetObjectVersion',
       's3:GetObjectVersionTagging',
       's3:DeleteObjectVersion',
     ]) {
-      expect(resourcesFor(action)).toEqual([objectsOf(ids.staging), objectsOf(ids.destination)]);
+      expect(resourcesFor(action)).toEqual([objectsOf(ids.staging)]);
     }
     expect(resourcesFor('s3:PutObject')).toEqual([objectsOf(ids.destination), objectsOf(ids.quarantine)]);
     // The conditional promotions (If-None-Match / If-Match) need read access to the destination's current object.
@@ -226,10 +220,9 @@ describe('IAM', () => {
         's3:GetObject',
         's3:GetObjectTagging',
         's3:GetObjectVersion',
-        // ReadDestinationForPromotionOrder (and the version a rescan of a promoted object scans)
+        // ReadDestinationForPromotionOrder
         's3:GetObject',
         's3:GetObjectTagging',
-        's3:GetObjectVersion',
         's3:ListBucket',
         'sqs:ChangeMessageVisibility',
         'sqs:DeleteMessage',
@@ -256,7 +249,7 @@ describe('IAM', () => {
       expect.objectContaining({
         Sid: 'ReadDestinationForPromotionOrder',
         Effect: 'Allow',
-        Action: ['s3:GetObject', 's3:GetObjectTagging', 's3:GetObjectVersion'],
+        Action: ['s3:GetObject', 's3:GetObjectTagging'],
         Resource: objectsOf(ids.destination),
       }),
     ]);
@@ -264,8 +257,7 @@ describe('IAM', () => {
 
   // Without s3:ListBucket S3 answers 403, not 404, for a key that does not exist.
   test.each([
-    // start-scan pins rescans of promoted objects where they are.
-    ['startScanRole', ['staging', 'destination']],
+    ['startScanRole', ['staging']],
     ['stateMachineRole', ['staging', 'destination']],
     ['taskRole', ['staging', 'destination']],
   ] as const)('%s may list exactly the buckets whose missing keys it must see as 404: %j', (role, buckets) => {
@@ -808,54 +800,5 @@ describe('record-result', () => {
     const actions = statementsOfRole(template, role).flatMap(actionsOf);
     expect(actions.filter((a) => /^(s3|states|sns):/.test(a))).toEqual([]);
     expect(actions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
-  });
-});
-
-describe('retro-scan state machine', () => {
-  function retro(): { id: string; props: { DefinitionSubstitutions: Record<string, unknown>; RoleArn: unknown } } {
-    const [id, resource] = only(
-      Object.fromEntries(
-        Object.entries(template.findResources('AWS::StepFunctions::StateMachine')).filter(([key]) =>
-          key.includes('RetroScan'),
-        ),
-      ),
-      'retro-scan state machine',
-    );
-    return { id, props: (resource as { Properties: never }).Properties };
-  }
-
-  test('is deployed from statemachines/retro-scan.asl.json, sending to scan-requests', () => {
-    const { props } = retro();
-    expect(props.DefinitionSubstitutions).toEqual({ ScanRequestsQueueUrl: { Ref: ids.scanRequests } });
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      StateMachineType: 'STANDARD',
-      DefinitionString: Match.stringLikeRegexp('arn:aws:states:::s3:listObjectsV2'),
-    });
-  });
-
-  test('its role may do exactly what its states do: list the scannable buckets, send scan requests, run its children', () => {
-    const { props } = retro();
-    const role = mustRef(props.RoleArn, 'retro-scan role');
-    const statements = statementsOfRole(template, role).filter((s) => s.Sid !== undefined);
-    const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
-    expect(bySid.SendScanRequestToStartScan).toMatchObject({
-      Effect: 'Allow',
-      Action: 'sqs:SendMessage',
-      Resource: arnOf(ids.scanRequests),
-    });
-    expect(bySid.RequestScansListsObjects).toMatchObject({ Effect: 'Allow', Action: 's3:ListBucket' });
-    expect(
-      asList(bySid.RequestScansListsObjects?.Resource)
-        .map((r) => JSON.stringify(r))
-        .sort(),
-    ).toEqual([arnOf(ids.staging), arnOf(ids.destination)].map((r) => JSON.stringify(r)).sort());
-    expect(actionsOf(bySid.RequestScansRunsChildExecutions as PolicyStatementJson).sort()).toEqual(
-      ['states:DescribeExecution', 'states:StartExecution', 'states:StopExecution'].sort(),
-    );
-    // No S3 object access, no quarantine, nothing on scan-jobs: each item goes through start-scan.
-    const all = statementsOfRole(template, role);
-    expect(all.flatMap(actionsOf).filter((a) => a.startsWith('s3:') && a !== 's3:ListBucket')).toEqual([]);
-    expect(JSON.stringify(all)).not.toContain(ids.quarantine);
-    expect(JSON.stringify(all)).not.toContain(ids.scanJobs);
   });
 });

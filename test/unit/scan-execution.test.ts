@@ -5,8 +5,6 @@ import {
   copySourceFor,
   DEFAULT_SCAN_TIMING,
   executionNameFor,
-  generationMarker,
-  InvalidGenerationError,
   MAX_JOB_DELIVERIES,
   MAX_WORKER_HEARTBEAT_INTERVAL_SECONDS,
   MIN_BASE_TIMEOUT_SECONDS,
@@ -210,55 +208,5 @@ describe('the ScanObject task timeout against clamd (scanner-image/clamd.conf)',
 describe('executionNameFor readability', () => {
   it('keeps accented letters readable in the slug', () => {
     expect(executionNameFor({ ...identity, key: 'docs/résumé naïve.pdf' })).toMatch(/^resume-naive-pdf-[0-9a-f]{32}$/);
-  });
-});
-
-describe('executionNameFor scan generations', () => {
-  const onDemand = { trigger: 'on-demand', id: 'req-1' } as const;
-  const retro = { trigger: 'retro', id: 'run-20240101' } as const;
-
-  it('keeps the upload names exactly as before generations existed, so duplicate S3 events still de-duplicate', () => {
-    // Literals computed by the code before generations were added.
-    expect(executionNameFor(identity)).toBe('report-2024-final-pdf-ed370f464011cac57b8212382e608c13');
-    expect(executionNameFor(identity, { trigger: 'upload' })).toBe(
-      'report-2024-final-pdf-ed370f464011cac57b8212382e608c13',
-    );
-    expect(executionNameFor({ ...identity, key: 'a'.repeat(100) })).toBe(
-      `${'a'.repeat(47)}-e8c689c9a2bc4592ceae4bb7b88c2fd8`,
-    );
-  });
-
-  it('gives a deliberate rescan its own name, and the same name for the same generation', () => {
-    const names = new Set([
-      executionNameFor(identity),
-      executionNameFor(identity, onDemand),
-      executionNameFor(identity, { trigger: 'on-demand', id: 'req-2' }),
-      executionNameFor(identity, retro),
-      executionNameFor(identity, { trigger: 'retro', id: 'req-1' }),
-    ]);
-    expect(names.size).toBe(5);
-    expect(executionNameFor(identity, onDemand)).toBe(executionNameFor({ ...identity }, { ...onDemand }));
-  });
-
-  it("puts the generation marker in the name so a run's executions can be listed", () => {
-    expect(executionNameFor(identity, onDemand)).toMatch(/^report-2024-final-pdf-od-req-1-[0-9a-f]{32}$/);
-    expect(executionNameFor(identity, retro)).toContain(`-${generationMarker(retro)}-`);
-    expect(generationMarker({ trigger: 'upload' })).toBe('');
-  });
-
-  it.each(['a'.repeat(1024), 'ünïcødé/файл 名前.txt', '////', 'x+y%20z?*<>{}[]"#|~`$&,;:'])(
-    'stays within 80 legal characters with the longest generation id (key %#)',
-    (key) => {
-      for (const generation of [onDemand, { trigger: 'retro', id: 'R'.repeat(24) } as const]) {
-        const name = executionNameFor({ ...identity, key }, generation);
-        expect(name.length).toBeLessThanOrEqual(80);
-        expect(name).toMatch(/^[A-Za-z0-9_-]+$/);
-        expect(name).toContain(generationMarker(generation));
-      }
-    },
-  );
-
-  it.each(['', 'x'.repeat(25), 'has space', 'slash/id', 'ü'])('refuses the generation id %j', (id) => {
-    expect(() => executionNameFor(identity, { trigger: 'on-demand', id })).toThrow(InvalidGenerationError);
   });
 });

@@ -93,34 +93,24 @@ describe('statemachines/scan-object.asl.json', () => {
     );
   });
 
-  it("only quarantines Infected (from staging or, on a rescan, the destination) and only promotes a Clean in staging on the worker's promotion decision", () => {
+  it("only quarantines Infected and only promotes a Clean on the worker's promotion decision", () => {
     interface Rule {
       readonly Variable?: string;
       readonly StringEquals?: string;
       readonly IsPresent?: boolean;
       readonly And?: Rule[];
-      readonly Or?: Rule[];
       readonly Next?: string;
     }
-    const condition = (c: Rule): string[] =>
-      c.Or !== undefined
-        ? [`(${c.Or.flatMap(condition).join(' | ')})`]
-        : c.StringEquals !== undefined
-          ? [`${c.Variable}=${c.StringEquals}`]
-          : [];
     const route = definition.States.RouteByVerdict as unknown as { Choices: Rule[]; Default: string };
-    const summary = route.Choices.map((rule) => [(rule.And ?? [rule]).flatMap(condition), rule.Next]);
+    const summary = route.Choices.map((rule) => [
+      (rule.And ?? [rule]).filter((c) => c.StringEquals !== undefined).map((c) => `${c.Variable}=${c.StringEquals}`),
+      rule.Next,
+    ]);
     expect(summary).toEqual([
-      [['$.scan.verdict=Infected', '($.placement.area=staging | $.placement.area=destination)'], 'QuarantineObject'],
-      [['$.scan.verdict=Clean', '$.placement.area=staging', '$.scan.promotion.decision=promote-new'], 'PromoteObject'],
-      [
-        ['$.scan.verdict=Clean', '$.placement.area=staging', '$.scan.promotion.decision=promote-over'],
-        'PromoteOverOlderPromotion',
-      ],
-      [
-        ['$.scan.verdict=Clean', '$.placement.area=staging', '$.scan.promotion.decision=superseded'],
-        'RemoveSupersededVersion',
-      ],
+      [['$.scan.verdict=Infected'], 'QuarantineObject'],
+      [['$.scan.verdict=Clean', '$.scan.promotion.decision=promote-new'], 'PromoteObject'],
+      [['$.scan.verdict=Clean', '$.scan.promotion.decision=promote-over'], 'PromoteOverOlderPromotion'],
+      [['$.scan.verdict=Clean', '$.scan.promotion.decision=superseded'], 'RemoveSupersededVersion'],
     ]);
     expect(route.Default).toBe('NotifyResult');
   });
