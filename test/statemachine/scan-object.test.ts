@@ -30,6 +30,25 @@ import { completeWithVerdict, failWith, takeScanJob } from '../support/scripted-
 /** Step Functions Standard bills per transition; the design promises at most six on every path. */
 const MAX_TRANSITIONS = 6;
 
+/** The state paths the tests expect most often. */
+const PROMOTED_PATH = [
+  'ScanObject',
+  'TagVerdict',
+  'RouteByVerdict',
+  'PromoteObject',
+  'RemoveFromStaging',
+  'NotifyResult',
+];
+const QUARANTINED_PATH = [
+  'ScanObject',
+  'TagVerdict',
+  'RouteByVerdict',
+  'QuarantineObject',
+  'RemoveFromStaging',
+  'NotifyResult',
+];
+const SUPERSEDED_PATH = ['ScanObject', 'TagVerdict', 'RouteByVerdict', 'RemoveSupersededVersion', 'NotifyResult'];
+
 let pipeline: LocalPipeline;
 let config: StartScanConfig;
 let staging: string;
@@ -185,14 +204,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
 
     const path = await finish(started);
-    expect(path).toEqual([
-      'ScanObject',
-      'TagVerdict',
-      'RouteByVerdict',
-      'PromoteObject',
-      'RemoveFromStaging',
-      'NotifyResult',
-    ]);
+    expect(path).toEqual(PROMOTED_PATH);
     const promoted = await pipeline.clients.s3.send(new GetObjectCommand({ Bucket: destination, Key: started.key }));
     expect(await promoted.Body?.transformToString()).toBe('hello');
     // Only tags with a value: for Clean that is the result, the upload time promotion orders by, when, and the DB.
@@ -227,14 +239,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     });
 
     const path = await finish(started);
-    expect(path).toEqual([
-      'ScanObject',
-      'TagVerdict',
-      'RouteByVerdict',
-      'QuarantineObject',
-      'RemoveFromStaging',
-      'NotifyResult',
-    ]);
+    expect(path).toEqual(QUARANTINED_PATH);
     const tags = await tagsOf(quarantine, started.key);
     expect(tags.filter((t) => t.Key.toLowerCase() === 'scan-result')).toEqual([
       { Key: 'scan-result', Value: 'Infected' },
@@ -307,14 +312,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     await completeWithVerdict(pipeline.clients, await job(started), { verdict: 'Clean' });
 
     const path = await finish(started);
-    expect(path).toEqual([
-      'ScanObject',
-      'TagVerdict',
-      'RouteByVerdict',
-      'PromoteObject',
-      'RemoveFromStaging',
-      'NotifyResult',
-    ]);
+    expect(path).toEqual(PROMOTED_PATH);
     const result = await notificationFor(started.executionArn);
     expect(result.notification).toMatchObject({ verdict: 'Clean', failure: null });
   }, 90_000);
@@ -385,7 +383,7 @@ describe('scan-object, the production ASL on the local engine', () => {
     await completeWithVerdict(pipeline.clients, scanJob, { verdict: 'Clean' });
 
     const path = await finish(started);
-    expect(path).toEqual(['ScanObject', 'TagVerdict', 'RouteByVerdict', 'RemoveSupersededVersion', 'NotifyResult']);
+    expect(path).toEqual(SUPERSEDED_PATH);
     expect(await exists(destination, started.key)).toBe(false);
     expect(await exists(staging, started.key, started.versionId)).toBe(false);
     const result = await notificationFor(started.executionArn);
@@ -407,24 +405,11 @@ describe('scan-object, the production ASL on the local engine', () => {
 
     // The newer scan finishes first and is promoted onto the empty key.
     await completeWithVerdict(pipeline.clients, newerJob, { verdict: 'Clean' });
-    expect(await finish(newer)).toEqual([
-      'ScanObject',
-      'TagVerdict',
-      'RouteByVerdict',
-      'PromoteObject',
-      'RemoveFromStaging',
-      'NotifyResult',
-    ]);
+    expect(await finish(newer)).toEqual(PROMOTED_PATH);
     // The older one finishes later. Removing the newer version made it staging's current version again,
     // so only the destination's own record (scan-uploaded) can tell that it is older.
     await completeWithVerdict(pipeline.clients, olderJob, { verdict: 'Clean' });
-    expect(await finish(older)).toEqual([
-      'ScanObject',
-      'TagVerdict',
-      'RouteByVerdict',
-      'RemoveSupersededVersion',
-      'NotifyResult',
-    ]);
+    expect(await finish(older)).toEqual(SUPERSEDED_PATH);
     expect(await bodyOf(destination, key)).toBe('version two');
     expect((await notificationFor(older.executionArn)).notification).toMatchObject({
       placement: { area: 'superseded' },
