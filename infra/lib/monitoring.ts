@@ -10,14 +10,9 @@ import { Construct } from 'constructs';
 import { VERDICT_NAMES, type VerdictName } from '../../functions/commons/verdict.js';
 import { RESULT_METRICS } from '../../functions/record-result/result-metrics.js';
 import { START_SCAN_METRICS } from '../../functions/start-scan/metrics.js';
+// The worker's own names: the dashboard reads exactly what scanner-image/src/metrics.ts publishes.
+import { METRIC_NAMES } from '../../scanner-image/src/metrics.js';
 import { signatureFreshnessAlarms, signatureFreshnessWidgets } from './signature-monitoring.js';
-
-/** The worker's metric names (scanner-image reports them; see DESIGN "Scanner worker"). */
-export const WORKER_METRICS = {
-  objectsScanned: 'ObjectsScanned',
-  bytesScanned: 'BytesScanned',
-  scanDuration: 'ScanDuration',
-} as const;
 
 export interface ScanMonitoringProps {
   readonly pipelineName: string;
@@ -61,7 +56,7 @@ export class ScanMonitoring extends Construct {
         ...(labelled ? { label: verdict ?? `${metricName} (${statistic})` } : {}),
       });
     // The worker counts scan attempts (a retried attempt counts again); record-result counts final verdicts.
-    const attemptMetrics = VERDICT_NAMES.map((verdict) => workerMetric(WORKER_METRICS.objectsScanned, 'Sum', verdict));
+    const attemptMetrics = VERDICT_NAMES.map((verdict) => workerMetric(METRIC_NAMES.objects, 'Sum', verdict));
     const resultMetrics = VERDICT_NAMES.map((verdict) => workerMetric(RESULT_METRICS.results, 'Sum', verdict));
 
     const runningWorkers = new cloudwatch.Metric({
@@ -181,16 +176,13 @@ export class ScanMonitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Bytes scanned',
-        left: [workerMetric(WORKER_METRICS.bytesScanned, 'Sum')],
+        left: [workerMetric(METRIC_NAMES.bytes, 'Sum')],
         width: 6,
       }),
       new cloudwatch.GraphWidget({
         title: 'Scan duration (ms)',
         // The worker publishes statistic sets, for which CloudWatch has no percentiles.
-        left: [
-          workerMetric(WORKER_METRICS.scanDuration, 'Average'),
-          workerMetric(WORKER_METRICS.scanDuration, 'Maximum'),
-        ],
+        left: [workerMetric(METRIC_NAMES.duration, 'Average'), workerMetric(METRIC_NAMES.duration, 'Maximum')],
         width: 6,
       }),
     );

@@ -141,7 +141,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       STATE_MACHINE_ARN: layout.stateMachineArn,
       PIPELINE_NAME: 'local',
       PIPELINE_BUCKETS: `${layout.buckets.destination},${layout.buckets.quarantine}`,
-      // moto's engine sends CopySource through botocore, which URL-encodes it itself (DESIGN.md).
+      // moto's engine sends CopySource through botocore, which URL-encodes it itself (measured; README, "Local and production").
       COPY_SOURCE_ENCODING: 'raw',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
       // Lambda turns the EMF lines Powertools prints into CloudWatch metrics; nothing does that locally.

@@ -1,6 +1,10 @@
 import { Capture, Match, type Template } from 'aws-cdk-lib/assertions';
 import { MAX_JOB_DELIVERIES, SCAN_JOBS_MAX_RECEIVE_COUNT } from '../../functions/commons/scan-execution.js';
 import { TAG_KEYS } from '../../functions/commons/verdict.js';
+import { RESULT_METRICS } from '../../functions/record-result/result-metrics.js';
+import { START_SCAN_METRICS } from '../../functions/start-scan/metrics.js';
+import { METRIC_NAMES } from '../../scanner-image/src/metrics.js';
+import { SIGNATURE_METRICS } from '../../scanner-image/src/signature-freshness.js';
 import { readScanObjectDefinitionTemplate, renderDefinition } from '../../statemachines/scan-object.js';
 import {
   asList,
@@ -742,6 +746,23 @@ describe('monitoring', () => {
     ]) {
       expect(text).toContain(expected);
     }
+  });
+
+  test("every metric the dashboard reads from the pipeline's namespace is one a pipeline part publishes", () => {
+    const body = new Capture();
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardBody: body });
+    const text = JSON.stringify(body.asObject());
+    // Metric rows are ["<namespace>","<name>",…]; the namespace is the stack's (Scanflow by default).
+    const read = new Set([...text.matchAll(/\[\\"Scanflow\\",\\"([A-Za-z]+)\\"/g)].map((m) => m[1] ?? ''));
+    const published = new Set<string>([
+      ...Object.values(METRIC_NAMES),
+      ...Object.values(SIGNATURE_METRICS),
+      ...Object.values(RESULT_METRICS),
+      ...Object.values(START_SCAN_METRICS),
+    ]);
+    expect(read.size).toBeGreaterThanOrEqual(5);
+    expect([...read].filter((name) => !published.has(name))).toEqual([]);
+    for (const name of Object.values(METRIC_NAMES)) expect(read).toContain(name);
   });
 });
 
