@@ -7,6 +7,12 @@
 
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const SEQUENCER = /^[0-9A-F]{1,64}$/;
+/**
+ * How far ahead of the reader's clock a time may be and still be trusted. Upload times are S3's clock; the
+ * worker compares them with its own: without slack, a promotion made a moment ago by an S3 clock slightly
+ * ahead would look made up, be ignored, and be overwritten by an older upload.
+ */
+export const CLOCK_SKEW_TOLERANCE_MS = 15 * 60 * 1000;
 
 export interface UploadOrder {
   /** ISO 8601 with milliseconds (Date.toISOString), so string order is time order. */
@@ -25,7 +31,7 @@ export function formatUploadOrder(object: {
 
 /**
  * Reads a `scan-uploaded` value if it is one the pipeline could have written: its format, and a time not
- * after `now`. Anything else (an object someone else wrote with a made-up value) is no record at all, so
+ * later than `now` (plus {@link CLOCK_SKEW_TOLERANCE_MS}, S3's clock and the reader's differ). Anything else (an object someone else wrote with a made-up value) is no record at all, so
  * it can never hold back every later promotion of the key.
  */
 export function parseUploadOrder(value: string | undefined, now: Date): UploadOrder | undefined {
@@ -34,7 +40,7 @@ export function parseUploadOrder(value: string | undefined, now: Date): UploadOr
   if (extra !== undefined || !TIME.test(time)) return undefined;
   if (sequencer !== undefined && !SEQUENCER.test(sequencer)) return undefined;
   const at = Date.parse(time);
-  if (Number.isNaN(at) || at > now.getTime()) return undefined;
+  if (Number.isNaN(at) || at > now.getTime() + CLOCK_SKEW_TOLERANCE_MS) return undefined;
   return sequencer === undefined ? { time } : { time, sequencer };
 }
 

@@ -2,8 +2,8 @@ import { GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-
 import { AccessDeniedError, ObjectReadError } from '../../functions/commons/errors.js';
 import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import type { ScanJob, ScanResult } from '../../functions/commons/scan-job.js';
-import { compareUploadOrder, parseUploadOrder } from '../../functions/commons/upload-order.js';
-import { TAG_KEYS } from '../../functions/commons/verdict.js';
+import { compareUploadOrder, formatUploadOrder, parseUploadOrder } from '../../functions/commons/upload-order.js';
+import { TAG_KEYS, type Verdict } from '../../functions/commons/verdict.js';
 
 export type Promotion = NonNullable<ScanResult['promotion']>;
 
@@ -47,6 +47,16 @@ export function decidePromotion(
     return { decision: 'superseded', reason: 'newer-promotion-in-destination' };
   }
   return { decision: 'promote-over', destinationEtag: view.destination.etag };
+}
+
+/**
+ * The promotion decision for a job whose verdict is `verdict`: only a Clean verdict with a destination gets
+ * one. The worker and the state machine tests' scripted worker both call this, so they decide alike.
+ */
+export async function promotionFor(s3: S3Client, job: ScanJob, verdict: Verdict): Promise<Promotion | undefined> {
+  if (verdict.verdict !== 'Clean' || job.destinationBucket === undefined) return undefined;
+  const view = await readPromotionView(s3, job, job.destinationBucket);
+  return decidePromotion(formatUploadOrder(job.object), job.object.versionId ?? NULL_VERSION_ID, view);
 }
 
 interface S3ErrorShape {

@@ -26,7 +26,7 @@ import {
   TASK_FAILURE_ERRORS,
   WorkerLostError,
 } from '../../functions/commons/errors.js';
-import { MAX_JOB_DELIVERIES, NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
+import { MAX_JOB_DELIVERIES } from '../../functions/commons/scan-execution.js';
 import {
   type ScanJob,
   type ScanResult,
@@ -42,7 +42,7 @@ import { type ClamdVersion, parseClamdVersion } from './clamd-reply.js';
 import type { WorkerConfig } from './config.js';
 import { jsonLogger, type Logger } from './log.js';
 import { createMetricsRecorder, type MetricsRecorder } from './metrics.js';
-import { decidePromotion, type Promotion, readPromotionView } from './promotion.js';
+import { type Promotion, promotionFor } from './promotion.js';
 import { scanObject } from './scan-object.js';
 import { type SignatureMonitor, startSignatureMonitor } from './signature-monitor.js';
 
@@ -370,14 +370,7 @@ export async function startWorker(
       );
       // A Clean version is promoted only if nothing newer got there first: decided now, while the worker
       // holds the verdict, so the state machine's Choice needs no extra transitions.
-      const promotion =
-        outcome.verdict.verdict === 'Clean' && job.destinationBucket !== undefined
-          ? decidePromotion(
-              formatUploadOrder(job.object),
-              job.object.versionId ?? NULL_VERSION_ID,
-              await readPromotionView(s3, job, job.destinationBucket),
-            )
-          : undefined;
+      const promotion = await promotionFor(s3, job, outcome.verdict);
       const result = buildScanResult(outcome.verdict, {
         version: await clamdVersion(),
         bytesScanned: outcome.bytesScanned,

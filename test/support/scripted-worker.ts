@@ -1,11 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { NULL_VERSION_ID } from '../../functions/commons/scan-execution.js';
 import { type ScanJob, type ScanResult, scanJobSchema } from '../../functions/commons/scan-job.js';
-import { formatUploadOrder } from '../../functions/commons/upload-order.js';
 import type { Verdict } from '../../functions/commons/verdict.js';
-import { decidePromotion, readPromotionView } from '../../scanner-image/src/promotion.js';
+import { promotionFor } from '../../scanner-image/src/promotion.js';
 import { buildScanResult } from '../../scanner-image/src/worker.js';
 
 /**
@@ -39,14 +37,7 @@ export async function takeScanJob(
  * check against the real buckets), from a scripted engine.
  */
 export async function scanResultFor(s3: S3Client, job: ScanJob, verdict: Verdict): Promise<ScanResult> {
-  const promotion =
-    verdict.verdict === 'Clean' && job.destinationBucket !== undefined
-      ? decidePromotion(
-          formatUploadOrder(job.object),
-          job.object.versionId ?? NULL_VERSION_ID,
-          await readPromotionView(s3, job, job.destinationBucket),
-        )
-      : undefined;
+  const promotion = await promotionFor(s3, job, verdict);
   return buildScanResult(verdict, {
     version: { engine: 'ClamAV 1.4.6', databaseVersion: 'scripted' },
     bytesScanned: job.object.size ?? 0,

@@ -114,7 +114,8 @@ describe('decidePromotion', () => {
 
   it('does not trust a scan-uploaded the pipeline could not have written (not its format, or in the future)', () => {
     const now = new Date('2026-11-25T10:00:00.000Z');
-    for (const forged of ['9999-12-31T23:59:59.000Z', 'zzz', '2026-11-25', '2026-11-25T10:00:01.000Z']) {
+    // Later than now by more than any clock skew (15 min): not a time S3 gave.
+    for (const forged of ['9999-12-31T23:59:59.000Z', 'zzz', '2026-11-25', '2026-11-25T10:15:00.001Z']) {
       expect(
         decidePromotion(
           mine,
@@ -124,6 +125,15 @@ describe('decidePromotion', () => {
         ),
       ).toEqual({ decision: 'promote-over', destinationEtag: '"f"' });
     }
+  });
+
+  it('trusts a promotion made moments ago by an S3 clock a little ahead of the worker’s', () => {
+    const now = new Date('2026-11-25T10:00:00.000Z');
+    const justPromoted = { etag: '"d2"', uploadedAt: '2026-11-25T10:00:02.000Z' };
+    expect(decidePromotion(mine, 'v1', { stagingCurrentVersionId: 'v1', destination: justPromoted }, now)).toEqual({
+      decision: 'superseded',
+      reason: 'newer-promotion-in-destination',
+    });
   });
 
   it('makes no decision for an object without a version id: it stays in staging', () => {
@@ -187,7 +197,7 @@ describe('upload order (scan-uploaded)', () => {
     for (const value of [
       '2026-11-25T09:00:00.000Z/xyz',
       '2026-11-25T09:00:00.000Z/01/02',
-      '2026-11-25T10:00:01.000Z',
+      '2026-11-25T10:15:00.001Z',
     ]) {
       expect(parseUploadOrder(value, now)).toBeUndefined();
     }
